@@ -1,0 +1,743 @@
+# The shard server core: clients, the command gate and call(), the keyspace
+# primitives every command uses (lookups with lazy expiry, stores, deletes),
+# WATCH bookkeeping, MULTI/EXEC, and the propagation point.
+#
+# One gate before every command, as in Redis's processCommand: look up the
+# command (and subcommand), check arity, authentication and the transaction
+# state, then call(). call() runs the handler, times it, counts it, and if the
+# keyspace moved (`dirty`) hands the command, or the deterministic rewrite its
+# handler asked for, to the command feed that the append-only file and the
+# replicas consume. Handlers never check arity and never propagate.
+
+from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
+from libc.stdlib cimport strtold
+
+# Client flags
+DEF CF_MULTI = 1
+DEF CF_DIRTY_CAS = 2
+DEF CF_DIRTY_EXEC = 4
+DEF CF_REPLY_OFF = 8
+DEF CF_REPLY_SKIP_NEXT = 16
+DEF CF_REPLY_SKIP = 32
+DEF CF_NO_EVICT = 64
+DEF CF_NO_TOUCH = 128
+DEF CF_READONLY = 256
+DEF CF_BLOCKED = 512
+DEF CF_PUBSUB = 1024
+DEF CF_MASTER = 2048
+DEF CF_REPLICA = 4096
+DEF CF_EXECUTING = 8192
+DEF CF_PROTECTED = 16384
+
+# Command flags, in the order COMMAND INFO lists them (see commands/table.py)
+DEF CMD_WRITE = 1 << 0
+DEF CMD_READONLY = 1 << 1
+DEF CMD_DENYOOM = 1 << 2
+DEF CMD_MODULE = 1 << 3
+DEF CMD_ADMIN = 1 << 4
+DEF CMD_PUBSUB = 1 << 5
+DEF CMD_NOSCRIPT = 1 << 6
+DEF CMD_BLOCKING = 1 << 7
+DEF CMD_LOADING = 1 << 8
+DEF CMD_STALE = 1 << 9
+DEF CMD_SKIP_MONITOR = 1 << 10
+DEF CMD_SKIP_COMMANDLOG = 1 << 11
+DEF CMD_ASKING = 1 << 12
+DEF CMD_FAST = 1 << 13
+DEF CMD_NO_AUTH = 1 << 14
+DEF CMD_MAY_REPLICATE = 1 << 15
+DEF CMD_NO_MANDATORY_KEYS = 1 << 16
+DEF CMD_NO_ASYNC_LOADING = 1 << 17
+DEF CMD_NO_MULTI = 1 << 18
+DEF CMD_MOVABLE_KEYS = 1 << 19
+DEF CMD_ALLOW_BUSY = 1 << 20
+DEF CMD_TX_CONTROL = 1 << 40     # runs even inside MULTI (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET)
+DEF CMD_PUBSUB_CONTEXT = 1 << 41 # allowed in a RESP2 subscribed context
+
+# Ids of the commands that run as cdef code (see hot.pxi)
+DEF FAST_GET = 1
+DEF FAST_SET = 2
+DEF FAST_INCR = 3
+DEF FAST_DECR = 4
+DEF FAST_INCRBY = 5
+DEF FAST_DECRBY = 6
+DEF FAST_MGET = 7
+DEF FAST_MSET = 8
+
+CLIENT_FLAGS = dict(MULTI=CF_MULTI, DIRTY_CAS=CF_DIRTY_CAS, DIRTY_EXEC=CF_DIRTY_EXEC,
+                    REPLY_OFF=CF_REPLY_OFF, REPLY_SKIP_NEXT=CF_REPLY_SKIP_NEXT,
+                    REPLY_SKIP=CF_REPLY_SKIP, NO_EVICT=CF_NO_EVICT, NO_TOUCH=CF_NO_TOUCH,
+                    READONLY=CF_READONLY, BLOCKED=CF_BLOCKED, PUBSUB=CF_PUBSUB,
+                    MASTER=CF_MASTER, REPLICA=CF_REPLICA, EXECUTING=CF_EXECUTING,
+                    PROTECTED=CF_PROTECTED)
+FAST_IDS = dict(get=FAST_GET, set=FAST_SET, incr=FAST_INCR, decr=FAST_DECR,
+                incrby=FAST_INCRBY, decrby=FAST_DECRBY, mget=FAST_MGET, mset=FAST_MSET)
+TX_CONTROL = CMD_TX_CONTROL
+PUBSUB_CONTEXT = CMD_PUBSUB_CONTEXT
+
+
+class _NoReply:
+    """Returned by a handler that wrote its reply itself (or will, later)."""
+    __slots__ = ()
+
+NO_REPLY = _NoReply()
+cdef object _NO_REPLY = NO_REPLY
+
+cdef str WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+cdef str NOT_INTEGER = "ERR value is not an integer or out of range"
+cdef str SYNTAX = "ERR syntax error"
+
+
+cdef class Command:
+    """One entry of the command table, as the gate and call() need it. The
+    Python-side declaration (commands/table.py) fills these fields and keeps
+    the rest (ACL categories, key specs, docs) in `meta`."""
+
+    def __repr__(self):
+        return "<Command %s>" % self.name
+
+
+cdef class Client(Connection):
+    """A connected client's session state."""
+
+    def __cinit__(self, *args, **kwargs):
+        self.multi_queue = None
+        self.watched = []
+        self.authenticated = True
+
+    def flag(self, int bit):
+        return (self.flags & bit) != 0
+
+    @property
+    def proto(self):
+        return self.out.proto
+
+    @proto.setter
+    def proto(self, int value):
+        self.out.proto = value
+
+
+cdef inline str _printable_prefix(bytes b, Py_ssize_t limit):
+    """The first `limit` bytes of b up to any NUL byte, as C's %.*s prints."""
+    cdef Py_ssize_t nul = b.find(b"\0")
+    if nul >= 0:
+        b = b[:nul]
+    return b[:limit].decode("latin-1")
+
+
+cdef class ShardCore(LoopHandler):
+    """State and hot logic of one shard server; subclassed in shardkv.server."""
+
+    def __cinit__(self, *args, **kwargs):
+        self.loop = EventLoop()
+        self.dbs = [Database(i) for i in range(16)]
+        self.commands = {}
+        self.clients = {}
+        self.next_client_id = 1
+        self.watched_keys = {}
+        self.feed_consumers = []
+        self.feed_pending = []
+        self.feed_db = -1
+        self.error_stats = {}
+        self.proto_max_bulk_len = 512 * 1024 * 1024
+        self.maxclients = 10000
+        self.active_expire_enabled = True
+        self.now_ms = mstime()
+        self.lru_clock = self.now_ms // 1000
+        self.call_depth = 0
+        self.obuf_hard = 0
+        self.obuf_soft = 0
+        self.obuf_soft_seconds = 0
+        self.query_buffer_limit = 1024 * 1024 * 1024
+        self.exec_cmd = None
+
+    # ------------------------------------------------------------ connections
+    cdef Connection make_connection(self, int fd):
+        cdef Client c = Client()
+        c.id = self.next_client_id
+        self.next_client_id += 1
+        c.server = self
+        c.db = <Database>self.dbs[0]
+        c.created_ms = c.last_interaction_ms = mstime()
+        c.parser.max_bulk_len = self.proto_max_bulk_len
+        c.authenticated = self.requirepass is None
+        c.parser.auth_required = not c.authenticated
+        self.stat_numconnections += 1
+        return c
+
+    cdef int after_accept(self, Connection conn) except -1:
+        cdef Client c = <Client>conn
+        if len(self.clients) >= self.maxclients:
+            self.stat_rejected_conn += 1
+            c.out.raw("-ERR max number of clients reached\r\n", 36)
+            c.close_after_reply = True
+            self.loop.want_write(c)
+            return 0
+        self.clients[c.id] = c
+        self.client_connected(c)
+        return 0
+
+    def client_connected(self, Client c):
+        """Fills the client's addresses; overridden in Python."""
+        pass
+
+    def attach_client(self, Client c):
+        """Registers a client that has no socket (tests, scripts, the AOF loader)."""
+        c.id = self.next_client_id
+        self.next_client_id += 1
+        c.server = self
+        c.db = <Database>self.dbs[0]
+        c.created_ms = c.last_interaction_ms = mstime()
+        c.authenticated = self.requirepass is None
+        c.parser.auth_required = not c.authenticated
+        c.parser.max_bulk_len = self.proto_max_bulk_len
+        return c
+
+    cdef int on_close(self, Connection conn) except -1:
+        cdef Client c = <Client>conn
+        self.clients.pop(c.id, None)
+        self.unwatch_all(c)
+        self.client_closed(c)
+        return 0
+
+    def client_closed(self, Client c):
+        """Releases what a client held (blocked keys, pub/sub); in Python."""
+        pass
+
+    def close_client(self, Client c, bint after_reply=False):
+        if after_reply:
+            c.close_after_reply = True
+            self.loop.want_write(c)
+        elif c.fd >= 0:
+            self.loop.close_connection(c)
+        else:
+            self.clients.pop(c.id, None)
+            self.unwatch_all(c)
+            self.client_closed(c)
+
+    cdef int on_data(self, Connection conn) except -1:
+        cdef Client c = <Client>conn
+        self.process_input(c)
+        return 0
+
+    cdef int process_input(self, Client c) except -1:
+        cdef RequestParser p = c.parser
+        cdef object argv
+        c.last_interaction_ms = self.now_ms
+        while not c.close_after_reply and c.fd >= 0 and not (c.flags & CF_BLOCKED):
+            argv = p.parse_next()
+            if argv is None:
+                break
+            self.process_command(c, <list>argv)
+        if p.error is not None and not c.close_after_reply:
+            self.protocol_error(c)
+        if c.fd >= 0:
+            if p.end - p.start > self.query_buffer_limit:
+                self.log_warning("Closing client that reached max query buffer length")
+                self.loop.close_connection(c)
+                return 0
+            if c.out.length > c.out.sent:
+                if self.obuf_limit_reached(c):
+                    self.log_warning("Client id=%d scheduled to be closed ASAP for overcoming of output buffer limits." % c.id)
+                    self.loop.close_connection(c)
+                    return 0
+                self.loop.want_write(c)
+        return 0
+
+    cdef int protocol_error(self, Client c) except -1:
+        c.out.error("ERR " + c.parser.error)
+        c.close_after_reply = True
+        self.loop.want_write(c)
+        return 0
+
+    cdef bint obuf_limit_reached(self, Client c):
+        """client-output-buffer-limit for normal clients: a hard limit that
+        closes at once, a soft one that closes after being exceeded for
+        `soft_seconds` in a row."""
+        cdef long long used = c.out.length - c.out.sent
+        if self.obuf_hard and used >= self.obuf_hard:
+            return True
+        if self.obuf_soft and used >= self.obuf_soft:
+            if c.obuf_soft_since == 0:
+                c.obuf_soft_since = self.now_ms
+            elif self.now_ms - c.obuf_soft_since > self.obuf_soft_seconds * 1000:
+                return True
+        else:
+            c.obuf_soft_since = 0
+        return False
+
+    def resume_client(self, Client c):
+        """Continues with a client's buffered commands after it was unblocked."""
+        if c.fd >= 0 and not (c.flags & CF_BLOCKED):
+            self.process_input(c)
+            if c.out.length > c.out.sent:
+                self.loop.want_write(c)
+
+    def wake_writer(self, Client c):
+        if c.fd >= 0:
+            self.loop.want_write(c)
+
+    cdef int before_sleep(self) except -1:
+        if self.before_sleep_hook is not None:
+            self.before_sleep_hook()
+        return 0
+
+    def log_warning(self, str msg):
+        import logging
+        logging.getLogger("shardkv").warning(msg)
+
+    # ------------------------------------------------------------ the gate
+    cdef Command lookup_command(self, list argv):
+        cdef object name = <object>PyList_GET_ITEM(argv, 0)
+        cdef object cmd = self.commands.get(name)
+        if cmd is None:
+            cmd = self.commands.get(name.lower())
+            if cmd is None:
+                return None
+        return <Command>cmd
+
+    cpdef int process_command(self, Client c, list argv) except -1:
+        cdef Command cmd = self.lookup_command(argv)
+        cdef Command sub
+        cdef Py_ssize_t argc = PyList_GET_SIZE(argv)
+        cdef str args
+        cdef object s
+        self.now_ms = mstime()
+        if c.flags & CF_REPLY_SKIP_NEXT:
+            c.flags = (c.flags & ~CF_REPLY_SKIP_NEXT) | CF_REPLY_SKIP
+        if cmd is None:
+            args = ""
+            for i in range(1, argc):
+                if len(args) >= 128:
+                    break
+                args += "'%s' " % _printable_prefix(argv[i], 128 - len(args))
+            return self.reject(c, None, "ERR unknown command '%s', with args beginning with: %s" % (
+                _printable_prefix(argv[0], 128), args))
+        if cmd.subcommands is not None and argc >= 2:
+            s = cmd.subcommands.get((<bytes>argv[1]).lower())
+            if s is None:
+                return self.reject(c, cmd, "ERR unknown subcommand '%s'. Try %s HELP." % (
+                    _printable_prefix(argv[1], 128), (<bytes>argv[0]).decode("latin-1").upper()))
+            cmd = <Command>s
+        if (cmd.arity > 0 and argc != cmd.arity) or argc < -cmd.arity:
+            return self.reject(c, cmd, "ERR wrong number of arguments for '%s' command" % cmd.name)
+        if not c.authenticated and not (cmd.flags & CMD_NO_AUTH):
+            return self.reject(c, cmd, "NOAUTH Authentication required.")
+        if self.gate_hook is not None:
+            s = self.gate_hook(c, cmd, argv)
+            if s is not None:
+                return self.reject(c, cmd, s)
+        if (c.flags & CF_PUBSUB) and c.out.proto == 2 and not (cmd.flags & CMD_PUBSUB_CONTEXT):
+            return self.reject(c, cmd, "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context" % cmd.name)
+        if (c.flags & CF_MULTI) and (cmd.flags & CMD_NO_MULTI):
+            return self.reject(c, cmd, "ERR Command '%s' not allowed inside a transaction" % cmd.name)
+        if (c.flags & CF_MULTI) and not (cmd.flags & CMD_TX_CONTROL):
+            c.multi_queue.append((cmd, argv))
+            if not (c.flags & (CF_REPLY_OFF | CF_REPLY_SKIP)):
+                c.out.raw("+QUEUED\r\n", 9)
+            c.flags &= ~CF_REPLY_SKIP
+            return 0
+        self.call(c, cmd, argv)
+        c.last_cmd = cmd
+        return 0
+
+    cdef int reject(self, Client c, Command cmd, str msg) except -1:
+        """Refuses a command before it runs: counts it, and poisons an open
+        transaction so that EXEC aborts."""
+        if cmd is not None:
+            cmd.rejected_calls += 1
+        if c.flags & CF_MULTI:
+            c.flags |= CF_DIRTY_EXEC
+        self.error_reply(c, msg)
+        c.flags &= ~CF_REPLY_SKIP
+        return 0
+
+    cdef int error_reply(self, Client c, str msg) except -1:
+        cdef Py_ssize_t sp = msg.find(" ")
+        cdef str code = msg[:sp] if sp > 0 else msg
+        self.stat_total_error_replies += 1
+        self.error_stats[code] = self.error_stats.get(code, 0) + 1
+        if not (c.flags & (CF_REPLY_OFF | CF_REPLY_SKIP)):
+            c.out.error(msg)
+        return 0
+
+    cpdef int call(self, Client c, Command cmd, list argv) except -1:
+        """Runs one command and propagates its effect."""
+        cdef long long dirty_before = self.dirty
+        cdef Py_ssize_t reply_mark = c.out.length
+        cdef long long errors_before = self.stat_total_error_replies
+        cdef int64_t start
+        cdef long long duration
+        cdef object ret
+        cdef Client prev_client = self.current_client
+        self.call_depth += 1
+        self.current_client = c
+        c.current_cmd = cmd
+        c.rewrite = None
+        start = monotonic_us()
+        try:
+            if cmd.fast:
+                self.run_fast(cmd.fast, c, argv)
+            else:
+                try:
+                    ret = cmd.handler(c, argv)
+                    if ret is not _NO_REPLY:
+                        c.out.value(ret)
+                except ReplyError as e:
+                    self.error_reply(c, e.message)
+                except MemoryError:
+                    self.error_reply(c, "ERR out of memory while running '%s'" % cmd.name)
+                except Exception as e:
+                    self.report_handler_bug(cmd, argv, e)
+                    self.error_reply(c, "ERR internal error while running '%s': %s" % (cmd.name, type(e).__name__))
+        finally:
+            duration = monotonic_us() - start
+            self.call_depth -= 1
+            self.current_client = prev_client
+        cmd.calls += 1
+        cmd.usec += duration
+        self.stat_numcommands += 1
+        c.commands_processed += 1
+        if self.stat_total_error_replies != errors_before:
+            cmd.failed_calls += 1
+        if self.dirty != dirty_before and (cmd.flags & (CMD_WRITE | CMD_MAY_REPLICATE)):
+            if c.rewrite is not None:
+                for r in c.rewrite:
+                    self.propagate(c.db.id, <list>r)
+            else:
+                self.propagate(c.db.id, argv)
+        if self.call_depth == 0 and self.feed_pending:
+            self.flush_feed()
+        if c.flags & (CF_REPLY_OFF | CF_REPLY_SKIP):
+            c.out.length = reply_mark if reply_mark >= c.out.sent else c.out.length
+            c.flags &= ~CF_REPLY_SKIP
+        if self.slowlog_threshold >= 0 and duration >= self.slowlog_threshold and self.slowlog_hook is not None \
+                and not (cmd.flags & CMD_SKIP_COMMANDLOG):
+            self.slowlog_hook(c, argv, duration)
+        return 0
+
+    def report_handler_bug(self, Command cmd, list argv, exc):
+        import logging
+        logging.getLogger("shardkv").error("handler of %s failed", cmd.name, exc_info=exc)
+
+    cdef int run_fast(self, int which, Client c, list argv) except -1:
+        return run_fast_command(self, which, c, argv)
+
+    # ------------------------------------------------------------ propagation
+    cpdef int propagate(self, int dbid, list argv) except -1:
+        """The one propagation point: queues a deterministic write for the
+        append-only file and the replicas. Flushed after the outermost call,
+        wrapped in MULTI/EXEC when one call produced several writes."""
+        if self.feed_consumers:
+            self.feed_pending.append((dbid, argv))
+        return 0
+
+    cdef int flush_feed(self) except -1:
+        cdef list pending = self.feed_pending
+        cdef list parts = []
+        cdef bint wrap = len(pending) > 1
+        self.feed_pending = []
+        if not self.feed_consumers:
+            return 0
+        if wrap:
+            parts.append(encode_command([b"MULTI"]))
+        for dbid, argv in pending:
+            if dbid != self.feed_db:
+                parts.append(encode_command([b"SELECT", str(dbid).encode()]))
+                self.feed_db = dbid
+            parts.append(encode_command(argv))
+        if wrap:
+            parts.append(encode_command([b"EXEC"]))
+        data = b"".join(parts)
+        self.feed_offset += len(data)
+        for consumer in self.feed_consumers:
+            consumer(data)
+        return 0
+
+    def add_feed_consumer(self, consumer):
+        """consumer(bytes) receives every propagated write, as RESP commands.
+        A new consumer starts with a SELECT of the next write's database."""
+        self.feed_consumers.append(consumer)
+        self.feed_db = -1
+
+    def remove_feed_consumer(self, consumer):
+        self.feed_consumers.remove(consumer)
+
+    # ------------------------------------------------------------ keyspace
+    cpdef bint key_expired(self, Database db, object key):
+        cdef Entry *e = db.expires.find(key)
+        return e != NULL and e.meta <= self.now_ms
+
+    cpdef bint expire_if_needed(self, Database db, object key) except -1:
+        """Deletes key if its time has passed. True if the key is (logically)
+        gone. A replica never deletes on its own: it waits for its primary's
+        DEL but already answers as if the key were gone."""
+        cdef Entry *e = db.expires.find(key)
+        if e == NULL or e.meta > self.now_ms:
+            return False
+        if self.is_replica:
+            return True
+        self.delete_expired(db, key)
+        return True
+
+    cpdef int delete_expired(self, Database db, object key) except -1:
+        db.data.take(key)
+        db.expires.take(key)
+        self.stat_expired_keys += 1
+        self.propagate(db.id, [b"DEL", key])
+        self.touch(db, key)
+        if self.keyspace_event_hook is not None:
+            self.keyspace_event_hook("expired", key, db.id)
+        return 0
+
+    cpdef object lookup_read(self, Database db, object key):
+        """The value at key, or None; counts a hit or a miss."""
+        cdef Entry *e
+        if db.expires.used and self.expire_if_needed(db, key):
+            self.stat_keyspace_misses += 1
+            return None
+        e = db.data.find(key)
+        if e == NULL:
+            self.stat_keyspace_misses += 1
+            return None
+        self.stat_keyspace_hits += 1
+        if not (self.current_client is not None and (self.current_client.flags & CF_NO_TOUCH)):
+            e.meta = self.lru_clock
+        return <object>e.val
+
+    cpdef object lookup_write(self, Database db, object key):
+        """The value at key, or None, for a command that will change it."""
+        cdef Entry *e
+        if db.expires.used and self.expire_if_needed(db, key):
+            return None
+        e = db.data.find(key)
+        if e == NULL:
+            return None
+        e.meta = self.lru_clock
+        return <object>e.val
+
+    cpdef object peek(self, Database db, object key):
+        """The value at key without expiring, counting or touching anything."""
+        cdef Entry *e = db.data.find(key)
+        if e == NULL or self.key_expired(db, key):
+            return None
+        return <object>e.val
+
+    cpdef int store(self, Database db, object key, object value, bint keep_ttl=False) except -1:
+        """Sets key to value; drops its TTL unless keep_ttl. Signals the change."""
+        cdef Entry *e = db.data.find(key)
+        cdef PyObject *old
+        if e == NULL:
+            db.data.insert_new(key, value, self.lru_clock)
+        else:
+            old = e.val
+            Py_INCREF(value)
+            e.val = <PyObject *>value
+            Py_XDECREF(old)
+            e.meta = self.lru_clock
+        if not keep_ttl and db.expires.used:
+            db.expires.discard(key)
+        self.touch(db, key)
+        return 0
+
+    cpdef int add_new(self, Database db, object key, object value) except -1:
+        """Adds a key known to be absent (after a lookup), keeping no TTL."""
+        db.data.insert_new(key, value, self.lru_clock)
+        self.touch(db, key)
+        return 0
+
+    cpdef bint delete(self, Database db, object key) except -1:
+        """Removes key; True if it existed. Signals the change."""
+        if db.data.find(key) == NULL:
+            return False
+        db.data.take(key)
+        if db.expires.used:
+            db.expires.discard(key)
+        self.touch(db, key)
+        return True
+
+    cpdef long long get_expire(self, Database db, object key):
+        """The key's expiry time in ms, or -1."""
+        cdef Entry *e = db.expires.find(key)
+        return -1 if e == NULL else e.meta
+
+    cpdef int set_expire(self, Database db, object key, long long when) except -1:
+        cdef Entry *e = db.expires.find(key)
+        if e == NULL:
+            db.expires.insert_new(key, None, when)
+        else:
+            e.meta = when
+        return 0
+
+    cpdef bint remove_expire(self, Database db, object key) except -1:
+        return db.expires.discard(key) == 1
+
+    # ------------------------------------------------------------ WATCH
+    cpdef int touch(self, Database db, object key) except -1:
+        """Signals that key changed: WATCHers' transactions will abort."""
+        cdef object watchers
+        if self.watched_keys:
+            watchers = self.watched_keys.get((db.id, key))
+            if watchers is not None:
+                for c in <list>watchers:
+                    (<Client>c).flags |= CF_DIRTY_CAS
+        if self.modified_hook is not None:
+            self.modified_hook(db, key)
+        return 0
+
+    def touch_all_watched(self, Database db, Database other=None):
+        """FLUSHDB/FLUSHALL/SWAPDB: dirties WATCHers of keys of db that exist
+        (or, for SWAPDB, exist in the other db)."""
+        for (dbid, key), watchers in list(self.watched_keys.items()):
+            if dbid != db.id:
+                continue
+            if db.data.find(key) != NULL or (other is not None and other.data.find(key) != NULL):
+                for c in watchers:
+                    (<Client>c).flags |= CF_DIRTY_CAS
+
+    def watch(self, Client c, object key):
+        cdef tuple wk = (c.db.id, key)
+        for w in c.watched:
+            if w[0] == wk[0] and w[1] == key:
+                return
+        watchers = self.watched_keys.get(wk)
+        if watchers is None:
+            watchers = self.watched_keys[wk] = []
+        watchers.append(c)
+        # remember whether it was alive: a key that expires after WATCH aborts EXEC
+        c.watched.append((wk[0], key, self.key_expired(c.db, key) or c.db.data.find(key) == NULL))
+
+    cpdef int unwatch_all(self, Client c) except -1:
+        for dbid, key, _ in c.watched:
+            watchers = self.watched_keys.get((dbid, key))
+            if watchers is not None:
+                watchers.remove(c)
+                if not watchers:
+                    del self.watched_keys[(dbid, key)]
+        c.watched = []
+        c.flags &= ~CF_DIRTY_CAS
+        return 0
+
+    cdef bint watched_key_expired(self, Client c):
+        for dbid, key, was_gone in c.watched:
+            if not was_gone and self.key_expired(<Database>self.dbs[dbid], key):
+                return True
+        return False
+
+    # ------------------------------------------------------------ MULTI/EXEC
+    def exec_transaction(self, Client c):
+        """EXEC: runs the queued commands, or aborts (EXECABORT, or a null
+        array when a WATCHed key changed)."""
+        cdef list queue
+        if not (c.flags & CF_MULTI):
+            raise ReplyError("ERR EXEC without MULTI")
+        if self.watched_key_expired(c):
+            c.flags |= CF_DIRTY_CAS
+        if c.flags & (CF_DIRTY_CAS | CF_DIRTY_EXEC):
+            if c.flags & CF_DIRTY_EXEC:
+                self.error_reply(c, "EXECABORT Transaction discarded because of previous errors.")
+            else:
+                c.out.null_array()
+            self.discard_transaction(c)
+            return _NO_REPLY
+        queue = c.multi_queue
+        self.unwatch_all(c)
+        c.flags &= ~CF_MULTI
+        c.multi_queue = None
+        c.flags |= CF_EXECUTING
+        c.out.array(len(queue))
+        try:
+            for cmd, argv in queue:
+                if self.exec_gate_hook is not None:
+                    err = self.exec_gate_hook(c, cmd, argv)
+                    if err is not None:
+                        self.error_reply(c, err)
+                        continue
+                self.call(c, <Command>cmd, <list>argv)
+        finally:
+            c.flags &= ~CF_EXECUTING
+        return _NO_REPLY
+
+    def discard_transaction(self, Client c):
+        c.multi_queue = None
+        c.flags &= ~(CF_MULTI | CF_DIRTY_CAS | CF_DIRTY_EXEC)
+        self.unwatch_all(c)
+
+    # ------------------------------------------------------------ tests
+    def run_argv(self, Client c, list argv):
+        """Runs one command for a socketless client and returns its reply bytes."""
+        self.process_command(c, argv)
+        return c.out.take()
+
+    def feed_client(self, Client c, bytes data):
+        """Feeds raw request bytes to a socketless client and returns the reply bytes."""
+        c.parser.feed(data)
+        cdef object argv
+        while not c.close_after_reply and not (c.flags & CF_BLOCKED):
+            argv = c.parser.parse_next()
+            if argv is None:
+                break
+            self.process_command(c, <list>argv)
+        if c.parser.error is not None and not c.close_after_reply:
+            c.out.error("ERR " + c.parser.error)
+            c.close_after_reply = True
+        return c.out.take()
+
+    def run_loop(self):
+        self.loop.run(self)
+
+    def stop_loop(self):
+        self.loop.stop()
+
+    def listen_fd(self, int fd):
+        self.loop.add_listener(fd, self)
+
+    def tick(self):
+        """Refreshes the cached clocks (called by the cron)."""
+        self.now_ms = mstime()
+        self.lru_clock = self.now_ms // 1000
+
+    def active_expire_cycle(self, Database db, int64_t time_limit_us):
+        """Deletes expired keys of db found by random sampling, Redis-style:
+        keeps sampling batches of 20 while more than a tenth of a batch was
+        expired and time remains. Returns (sampled, expired)."""
+        cdef int64_t start = monotonic_us()
+        cdef Entry *e
+        cdef long long sampled = 0, expired = 0
+        cdef int batch_expired, i
+        cdef list dead
+        self.now_ms = mstime()
+        while db.expires.used:
+            dead = []
+            for i in range(20 if db.expires.used > 20 else db.expires.used):
+                e = db.expires.random_entry()
+                sampled += 1
+                if e.meta <= self.now_ms:
+                    dead.append(<object>e.key)
+            batch_expired = 0
+            for key in dead:
+                if db.expires.find(key) != NULL:
+                    self.delete_expired(db, key)
+                    batch_expired += 1
+            expired += batch_expired
+            if self.feed_pending:
+                self.flush_feed()
+            if batch_expired <= 2 or monotonic_us() - start > time_limit_us:
+                break
+        return sampled, expired
+
+
+cdef bytes encode_command(list argv):
+    """argv as a RESP multibulk request."""
+    cdef list parts = [b"*%d\r\n" % len(argv)]
+    for a in argv:
+        if type(a) is not bytes:
+            a = bytes(a) if not isinstance(a, str) else (<str>a).encode()
+        parts.append(b"$%d\r\n" % len(<bytes>a))
+        parts.append(a)
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def py_encode_command(list argv):
+    return encode_command(argv)

@@ -1,0 +1,5 @@
+import sys
+
+from shardkv.cli import main
+
+sys.exit(main())

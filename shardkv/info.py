@@ -1,0 +1,219 @@
+"""INFO: the sections Redis reports, in Redis's order and format
+("# Section" headers, field:value lines, CRLF), so that tools parsing INFO
+(redis-py's info(), monitoring agents, redis-benchmark) work unchanged."""
+
+import os
+import platform
+import resource
+import sys
+import time
+
+from shardkv import REDIS_VERSION, __version__
+
+DEFAULT_SECTIONS = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
+                    "modules", "errorstats", "cluster", "keyspace"]
+ALL_SECTIONS = DEFAULT_SECTIONS + ["commandstats", "latencystats"]
+
+
+def human_bytes(n):
+    for unit, size in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return f"{n}B"
+
+
+def section_server(s):
+    uptime = int(time.monotonic() - s.start_monotonic)
+    return [
+        ("redis_version", REDIS_VERSION),
+        ("shardkv_version", __version__),
+        ("redis_git_sha1", "00000000"),
+        ("redis_git_dirty", "0"),
+        ("redis_build_id", "0"),
+        ("redis_mode", "cluster" if s.cluster_enabled else "standalone"),
+        ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
+        ("arch_bits", "64"),
+        ("multiplexing_api", "epoll"),
+        ("gcc_version", "0.0.0"),
+        ("python_version", platform.python_version()),
+        ("process_id", str(os.getpid())),
+        ("run_id", s.run_id),
+        ("tcp_port", str(s.config["port"])),
+        ("server_time_usec", str(int(time.time() * 1e6))),
+        ("uptime_in_seconds", str(uptime)),
+        ("uptime_in_days", str(uptime // 86400)),
+        ("hz", str(s.config["hz"])),
+        ("configured_hz", str(s.config["hz"])),
+        ("lru_clock", str(s.lru_clock & 0xFFFFFF)),
+        ("executable", os.path.abspath(sys.argv[0])),
+        ("config_file", getattr(s, "config_file", "") or ""),
+    ]
+
+
+def section_clients(s):
+    blocked = sum(1 for c in s.clients.values() if c.flag(512))
+    return [
+        ("connected_clients", str(len(s.clients))),
+        ("cluster_connections", "0"),
+        ("maxclients", str(s.config["maxclients"])),
+        ("client_recent_max_input_buffer", str(max((c.input_pending for c in s.clients.values()), default=0))),
+        ("client_recent_max_output_buffer", str(max((c.output_pending for c in s.clients.values()), default=0))),
+        ("blocked_clients", str(blocked)),
+        ("tracking_clients", "0"),
+        ("clients_in_timeout_table", str(blocked)),
+    ]
+
+
+def section_memory(s):
+    rss = s.used_memory()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    maxmem = s.config["maxmemory"]
+    return [
+        ("used_memory", str(rss)),
+        ("used_memory_human", human_bytes(rss)),
+        ("used_memory_rss", str(rss)),
+        ("used_memory_rss_human", human_bytes(rss)),
+        ("used_memory_peak", str(peak)),
+        ("used_memory_peak_human", human_bytes(peak)),
+        ("maxmemory", str(maxmem)),
+        ("maxmemory_human", human_bytes(maxmem)),
+        ("maxmemory_policy", s.config["maxmemory-policy"]),
+        ("mem_fragmentation_ratio", "1.00"),
+        ("mem_allocator", "pymalloc"),
+    ]
+
+
+def section_persistence(s):
+    return [
+        ("loading", "0"),
+        ("async_loading", "0"),
+        ("rdb_changes_since_last_save", str(s.dirty)),
+        ("rdb_bgsave_in_progress", "0"),
+        ("rdb_last_save_time", str(s.lastsave)),
+        ("rdb_last_bgsave_status", "ok"),
+        ("aof_enabled", "1" if s.config["appendonly"] else "0"),
+        ("aof_rewrite_in_progress", "0"),
+        ("aof_last_bgrewrite_status", "ok"),
+    ]
+
+
+def section_stats(s):
+    ops = (sum(s.stat_ops_samples) / len(s.stat_ops_samples)) if s.stat_ops_samples else 0
+    net_in = sum(c.bytes_in for c in s.clients.values()) + getattr(s, "closed_bytes_in", 0)
+    net_out = sum(c.bytes_out for c in s.clients.values()) + getattr(s, "closed_bytes_out", 0)
+    return [
+        ("total_connections_received", str(s.stat_numconnections)),
+        ("total_commands_processed", str(s.stat_numcommands)),
+        ("instantaneous_ops_per_sec", str(int(ops))),
+        ("total_net_input_bytes", str(net_in)),
+        ("total_net_output_bytes", str(net_out)),
+        ("rejected_connections", str(s.stat_rejected_conn)),
+        ("expired_keys", str(s.stat_expired_keys)),
+        ("evicted_keys", "0"),
+        ("keyspace_hits", str(s.stat_keyspace_hits)),
+        ("keyspace_misses", str(s.stat_keyspace_misses)),
+        ("pubsub_channels", "0"),
+        ("pubsub_patterns", "0"),
+        ("total_error_replies", str(s.stat_total_error_replies)),
+        ("total_blocking_keys", "0"),
+    ]
+
+
+def section_replication(s):
+    return [
+        ("role", "slave" if s.is_replica else "master"),
+        ("connected_slaves", "0"),
+        ("master_replid", s.run_id),
+        ("master_replid2", "0" * 40),
+        ("master_repl_offset", str(s.feed_offset)),
+        ("second_repl_offset", "-1"),
+        ("repl_backlog_active", "0"),
+        ("repl_backlog_size", "1048576"),
+        ("repl_backlog_first_byte_offset", "0"),
+        ("repl_backlog_histlen", "0"),
+    ]
+
+
+def section_cpu(s):
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return [
+        ("used_cpu_sys", f"{ru.ru_stime:.6f}"),
+        ("used_cpu_user", f"{ru.ru_utime:.6f}"),
+        ("used_cpu_sys_children", "0.000000"),
+        ("used_cpu_user_children", "0.000000"),
+    ]
+
+
+def section_errorstats(s):
+    return [(f"errorstat_{code}", f"count={n}") for code, n in sorted(s.error_stats.items())]
+
+
+def section_cluster(s):
+    return [("cluster_enabled", "1" if s.cluster_enabled else "0")]
+
+
+def section_keyspace(s):
+    out = []
+    for db in s.dbs:
+        n = len(db.data)
+        if n:
+            out.append((f"db{db.id}", f"keys={n},expires={len(db.expires)},avg_ttl=0"))
+    return out
+
+
+def _all_commands(s):
+    seen = []
+    for cmd in set(s.commands.values()):
+        if cmd.subcommands:
+            seen.extend(cmd.subcommands.values())
+        seen.append(cmd)
+    return sorted(seen, key=lambda c: c.name)
+
+
+def section_commandstats(s):
+    out = []
+    for cmd in _all_commands(s):
+        if cmd.calls or cmd.rejected_calls or cmd.failed_calls:
+            per = cmd.usec / cmd.calls if cmd.calls else 0
+            out.append((f"cmdstat_{cmd.name}",
+                        f"calls={cmd.calls},usec={cmd.usec},usec_per_call={per:.2f},"
+                        f"rejected_calls={cmd.rejected_calls},failed_calls={cmd.failed_calls}"))
+    return out
+
+
+def section_latencystats(s):
+    return []
+
+
+SECTIONS = {
+    "server": section_server, "clients": section_clients, "memory": section_memory,
+    "persistence": section_persistence, "stats": section_stats,
+    "replication": section_replication, "cpu": section_cpu, "modules": lambda s: [],
+    "errorstats": section_errorstats, "cluster": section_cluster, "keyspace": section_keyspace,
+    "commandstats": section_commandstats, "latencystats": section_latencystats,
+}
+
+
+def build_info(s, requested=None):
+    """The INFO text for the requested sections (Redis's rules: none means
+    default, "all" everything, "everything" too, unknown names are skipped)."""
+    names = [r.lower() for r in requested or []]
+    if not names or "default" in names:
+        wanted = list(DEFAULT_SECTIONS)
+    else:
+        wanted = []
+    for n in names:
+        if n in ("all", "everything"):
+            wanted = list(ALL_SECTIONS)
+        elif n in SECTIONS and n not in wanted:
+            wanted.append(n)
+    parts = []
+    for name in ALL_SECTIONS:
+        if name not in wanted:
+            continue
+        lines = SECTIONS[name](s)
+        title = "Keyspace" if name == "keyspace" else name.capitalize()
+        if name == "cpu":
+            title = "CPU"
+        parts.append(f"# {title}\r\n" + "".join(f"{k}:{v}\r\n" for k, v in lines))
+    return "\r\n".join(parts).encode()

@@ -1,0 +1,253 @@
+"""One shard server process: the Python half of the shard. It owns the
+configuration, the listening socket, the cron (active expiry, client
+timeouts, statistics) and everything INFO reports; the Cython half
+(ShardCore in cython_ext/core.pxi) owns the clients, the gate and call()."""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+from collections import deque
+
+from shardkv import REDIS_VERSION, __version__
+from shardkv.commands.table import build_dispatch_table
+from shardkv.config import Config
+from shardkv.native import _native
+
+log = logging.getLogger("shardkv")
+
+NO_TOUCH = _native.CLIENT_FLAGS["NO_TOUCH"]
+
+
+class SlowLog:
+    def __init__(self):
+        self.entries = deque()
+        self.next_id = 0
+
+    def add(self, client, argv, duration_us, max_len):
+        args = []
+        for a in argv[:31]:
+            args.append(a if len(a) <= 128 else a[:128] + b"... (%d more bytes)" % (len(a) - 128))
+        if len(argv) > 32:
+            args.append(b"... (%d more arguments)" % (len(argv) - 31))
+        elif len(argv) == 32:
+            args.append(argv[31])
+        self.entries.appendleft([self.next_id, int(time.time()), duration_us, args,
+                                 (client.addr or "").encode(), (client.name or b"")])
+        self.next_id += 1
+        while len(self.entries) > max_len:
+            self.entries.pop()
+
+
+class Server(_native.ShardCore):
+    """A shard server: config, socket, cron, INFO."""
+
+    def __init__(self, config: Config | None = None):
+        self.config = config or Config()
+        self.commands = build_dispatch_table()
+        self.start_time = time.time()
+        self.start_monotonic = time.monotonic()
+        self.run_id = os.urandom(20).hex()
+        self.listen_socket = None
+        self.slowlog = SlowLog()
+        self.latency_events = {}
+        self.lastsave = int(time.time())
+        self.cluster_enabled = False
+        self.maxmemory = 0
+        self.clients_paused_until = 0
+        self.pause_mode = None
+        self.paused_clients = []
+        self.stat_ops_samples = deque(maxlen=16)
+        self.last_ops_sample = (time.monotonic(), 0)
+        self.shutdown_requested = None
+        self.cron_handle = None
+        self.config.listeners.append(self.config_changed)
+        for name in ("requirepass", "maxclients", "proto-max-bulk-len", "client-output-buffer-limit",
+                     "slowlog-log-slower-than", "client-query-buffer-limit", "maxmemory"):
+            self.config_changed(name, self.config[name], None)
+        self.slowlog_hook = self._slowlog_add
+
+    # ------------------------------------------------------------ config
+    def config_changed(self, name, value, old):
+        if name == "requirepass":
+            self.requirepass = value.encode() if value else None
+        elif name == "maxclients":
+            self.maxclients = value
+        elif name == "proto-max-bulk-len":
+            self.proto_max_bulk_len = value
+            for c in self.clients.values():
+                c.parser.max_bulk_len = value
+        elif name == "client-query-buffer-limit":
+            self.query_buffer_limit = value
+        elif name == "client-output-buffer-limit":
+            self.obuf_hard, self.obuf_soft, self.obuf_soft_seconds = value["normal"]
+        elif name == "slowlog-log-slower-than":
+            self.slowlog_threshold = value
+        elif name == "maxmemory":
+            self.maxmemory = value
+        elif name == "hz" and self.cron_handle is not None:
+            pass  # the next cron tick picks the new period up
+
+    def lfu_enabled(self):
+        return "lfu" in self.config["maxmemory-policy"]
+
+    def key_frequency(self, db, key):
+        return 0
+
+    def _slowlog_add(self, client, argv, duration):
+        self.slowlog.add(client, argv, duration, self.config["slowlog-max-len"])
+
+    # ------------------------------------------------------------ sockets
+    def listen(self):
+        """Binds every address of `bind` on `port` (0 picks a free port)."""
+        port = self.config["port"]
+        addrs = self.config["bind"].split() or ["127.0.0.1"]
+        self.listen_sockets = []
+        for addr in addrs:
+            optional = addr.startswith("-")
+            addr = addr.lstrip("-")
+            family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((addr, port))
+            except OSError as e:
+                s.close()
+                if optional:
+                    continue
+                raise SystemExit(f"shardkv: could not bind {addr}:{port}: {e.strerror}") from None
+            s.listen(self.config["tcp-backlog"])
+            s.setblocking(False)
+            if port == 0:
+                port = s.getsockname()[1]
+                self.config.values["port"] = port
+            self.listen_sockets.append(s)
+            self.listen_fd(s.fileno())
+        self.port = port
+        return port
+
+    def client_connected(self, c):
+        try:
+            s = socket.socket(fileno=os.dup(c.fd))
+            try:
+                peer = s.getpeername()
+                local = s.getsockname()
+            finally:
+                s.close()
+            c.addr = _format_addr(peer)
+            c.laddr = _format_addr(local)
+        except OSError:
+            c.addr = c.laddr = "?:0"
+
+    def client_closed(self, c):
+        if c in self.paused_clients:
+            self.paused_clients.remove(c)
+
+    # ------------------------------------------------------------ cron
+    def cron(self):
+        """Runs hz times a second: clocks, active expiry, idle clients,
+        instantaneous statistics."""
+        self.tick()
+        hz = max(self.config["hz"], 1)
+        if self.active_expire_enabled and not self.is_replica:
+            budget_us = int(1_000_000 / hz * 0.25)
+            for db in self.dbs:
+                if len(db.expires):
+                    self.active_expire_cycle(db, budget_us)
+        timeout = self.config["timeout"]
+        if timeout:
+            now = self.now_ms
+            for c in list(self.clients.values()):
+                if not c.flag(_native.CLIENT_FLAGS["BLOCKED"]) and now - c.last_interaction_ms > timeout * 1000:
+                    self.close_client(c)
+        mono = time.monotonic()
+        last_t, last_n = self.last_ops_sample
+        if mono - last_t >= 0.1:
+            self.stat_ops_samples.append((self.stat_numcommands - last_n) / (mono - last_t))
+            self.last_ops_sample = (mono, self.stat_numcommands)
+        if self.clients_paused_until and self.now_ms >= self.clients_paused_until:
+            self.unpause_clients()
+        self.cron_handle = self.loop.call_later(1000 / hz, self.cron)
+
+    # ------------------------------------------------------------ client pause
+    def unpause_clients(self):
+        self.clients_paused_until = 0
+        self.pause_mode = None
+        waiting, self.paused_clients = self.paused_clients, []
+        for c in waiting:
+            c.flags &= ~_native.CLIENT_FLAGS["BLOCKED"]
+            self.loop_resume(c)
+
+    def loop_resume(self, c):
+        self.resume_client(c)
+
+    # ------------------------------------------------------------ run
+    def serve_forever(self):
+        self.install_signal_handlers()
+        self.cron_handle = self.loop.call_later(1, self.cron)
+        log.info("shardkv %s ready to accept connections on port %s", __version__, self.port)
+        notify_systemd("READY=1\nSTATUS=Ready to accept connections")
+        try:
+            self.run_loop()
+        finally:
+            for s in self.listen_sockets:
+                s.close()
+        log.info("shardkv is now ready to exit, bye bye...")
+
+    def install_signal_handlers(self):
+        def on_signal(signum, frame):
+            name = signal.Signals(signum).name
+            log.warning("Received %s scheduling shutdown...", name)
+            self.request_shutdown()
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def request_shutdown(self):
+        notify_systemd("STOPPING=1")
+        self.stop_loop()
+
+    # ------------------------------------------------------------ INFO
+    def used_memory(self):
+        return rss_bytes()
+
+    def info_sections(self):
+        from shardkv.info import build_info
+        return build_info(self)
+
+
+def _format_addr(a):
+    if isinstance(a, tuple) and len(a) >= 2:
+        host = a[0]
+        return f"{host}:{a[1]}"
+    return str(a)
+
+
+def rss_bytes():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except OSError:
+        return 0
+
+
+def notify_systemd(message: str):
+    """sd_notify over $NOTIFY_SOCKET (Type=notify services); a no-op elsewhere."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(path)
+            s.sendall(message.encode())
+    except OSError as e:
+        print(f"shardkv: sd_notify failed: {e}", file=sys.stderr)
+
+
+__all__ = ["Server", "REDIS_VERSION"]
