@@ -346,7 +346,11 @@ cdef class ShardCore(LoopHandler):
         transaction so that EXEC aborts."""
         if cmd is not None:
             cmd.rejected_calls += 1
-        if c.flags & CF_MULTI:
+        if (c.flags & CF_MULTI) and cmd is not None and cmd is self.exec_cmd:
+            # Valkey: a rejected EXEC ends the transaction and says why
+            self.discard_transaction(c)
+            msg = "EXECABORT Transaction discarded because of: " + (msg[4:] if msg.startswith("ERR ") else msg)
+        elif c.flags & CF_MULTI:
             c.flags |= CF_DIRTY_EXEC
         self.error_reply(c, msg)
         c.flags &= ~CF_REPLY_SKIP

@@ -23,6 +23,16 @@ DEF SET_EXAT = 64
 DEF SET_PXAT = 128
 
 
+cdef inline int unit_flag(bytes lowered):
+    if lowered == b"ex":
+        return SET_EX
+    if lowered == b"px":
+        return SET_PX
+    if lowered == b"exat":
+        return SET_EXAT
+    return SET_PXAT
+
+
 cdef inline bint is_string(object v):
     cdef type t = type(v)
     return t is bytes or t is bytearray
@@ -89,10 +99,9 @@ cdef int hot_set(ShardCore s, Client c, list argv) except -1:
             flags |= SET_GET
         elif opt.lower() == b"keepttl" and not (flags & (SET_EX | SET_PX | SET_EXAT | SET_PXAT)):
             flags |= SET_KEEPTTL
-        elif i + 1 < argc and not (flags & (SET_KEEPTTL | SET_EX | SET_PX | SET_EXAT | SET_PXAT)) and \
-                PyBytes_GET_SIZE(opt) in (2, 4) and opt.lower() in (b"ex", b"px", b"exat", b"pxat"):
-            opt = opt.lower()
-            flags |= SET_EX if opt == b"ex" else SET_PX if opt == b"px" else SET_EXAT if opt == b"exat" else SET_PXAT
+        elif i + 1 < argc and PyBytes_GET_SIZE(opt) in (2, 4) and opt.lower() in (b"ex", b"px", b"exat", b"pxat") \
+                and not (flags & (SET_KEEPTTL | SET_EX | SET_PX | SET_EXAT | SET_PXAT) & ~unit_flag(opt.lower())):
+            flags |= unit_flag(opt.lower())
             i += 1
             expire_arg = <object>PyList_GET_ITEM(argv, i)
         else:

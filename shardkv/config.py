@@ -22,7 +22,7 @@ def parse_memory(text: str) -> int:
     t = text.strip().lower()
     num = t.rstrip("kmgb")
     unit = t[len(num):]
-    if unit not in MEMORY_UNITS or not num or not (num.isdigit() or (num[0] == "-" and num[1:].isdigit())):
+    if unit not in MEMORY_UNITS or not num or not num.isdigit() or int(num) >= 2**63:
         raise ConfigError("argument must be a memory value")
     return int(num) * MEMORY_UNITS[unit]
 
@@ -54,9 +54,11 @@ class Directive:
                     raise
             else:
                 try:
-                    if not text or text.strip() != text:
+                    if not text or text.strip() != text or "_" in text:
                         raise ValueError
                     v = int(text)
+                    if not -(2**63) <= v < 2**63:
+                        raise ValueError
                 except ValueError:
                     raise ConfigError("argument couldn't be parsed into an integer") from None
             if (self.lo is not None and v < self.lo) or (self.hi is not None and v > self.hi):
@@ -126,7 +128,7 @@ LLONG = 2**63 - 1
 DIRECTIVES = [
     Directive("port", "int", 6379, lo=0, hi=65535),
     Directive("bind", "string", "127.0.0.1"),
-    Directive("maxclients", "int", 10000, lo=1, hi=2**31 - 1),
+    Directive("maxclients", "int", 10000, lo=1, hi=4294967295),
     Directive("timeout", "int", 0, lo=0, hi=2**31 - 1),
     Directive("requirepass", "string", "", sensitive=True),
     Directive("proto-max-bulk-len", "memory", 512 * 1024 * 1024, lo=1024 * 1024, hi=LLONG),
@@ -183,7 +185,7 @@ class Config:
         self.listeners = []
 
     def __getitem__(self, name):
-        return self.values[BY_NAME[name].name]
+        return self.values[BY_NAME[name.lower()].name]
 
     def set(self, name: str, text: str, startup=False):
         """Parses and applies one directive; raises KeyError or ConfigError."""
@@ -194,6 +196,8 @@ class Config:
             value = parse_obuf_limits(text, self.values[d.name])
         else:
             value = d.parse(text)
+        if d.name == "hz":
+            value = min(max(value, 1), 500)
         old = self.values[d.name]
         self.values[d.name] = value
         for cb in self.listeners:
@@ -202,6 +206,11 @@ class Config:
 
     def get_matching(self, pattern: bytes):
         out = {}
+        text = pattern.decode("latin-1")
+        exact = BY_NAME.get(text.lower())
+        if exact is not None and not any(ch in text for ch in "*?[\\"):
+            # an exact name is echoed back as the client spelled it
+            return {text: exact.format(self.values[exact.name])}
         for d in DIRECTIVES:
             for name in (d.name,) + d.aliases:
                 if glob_match(pattern.lower(), name.encode(), nocase=True):

@@ -50,6 +50,7 @@ class Server(_native.ShardCore):
     def __init__(self, config: Config | None = None):
         self.config = config or Config()
         self.commands = build_dispatch_table()
+        self.exec_cmd = self.commands[b"exec"]
         self.start_time = time.time()
         self.start_monotonic = time.monotonic()
         self.run_id = os.urandom(20).hex()

@@ -87,12 +87,17 @@ def check_string_length(c, total):
         raise ReplyError(errors.STRING_TOO_LONG)
 
 
-def string_encoding(v):
-    """OBJECT ENCODING of a string value, by Redis's rules: integers that
-    fit a long are int, up to 44 bytes embstr, longer (or ever modified in
-    place, which makes them bytearrays here) raw."""
+EMBSTR_BUDGET = 113
+
+
+def string_encoding(v, overhead=1):
+    """OBJECT ENCODING of a string value, by Valkey 9.1's rules: integers that
+    fit a long are int; a value that fits with its key (and expiry) in one
+    128-byte allocation is embstr; longer values, and values modified in place
+    (bytearrays here), are raw. `overhead` is the key length plus 8 bytes when
+    the key has a TTL."""
     if type(v) is bytearray:
         return b"raw"
     if len(v) <= 20 and parse_int(v) is not None:
         return b"int"
-    return b"embstr" if len(v) <= 44 else b"raw"
+    return b"embstr" if len(v) + overhead <= EMBSTR_BUDGET else b"raw"

@@ -413,6 +413,14 @@ def client_unblock(c, argv):
     return 1 if unblock(target, how == b"error") else 0
 
 
+@command("client|getredir", 2, since="6.0.0",
+         summary="Returns the id of the client receiving this connection's tracking invalidations, or -1.",
+         **CLIENT_SUB)
+def client_getredir(c, argv):
+    redirect = getattr(c, "tracking_redirect", None)
+    return -1 if redirect is None else redirect
+
+
 @command("client|help", 2, flags="loading stale", acl="slow connection", group=CONN, since="5.0.0",
          summary="Describes the CLIENT subcommands.")
 def client_help(c, argv):

@@ -114,8 +114,9 @@ def _getkeys(argv):
     cmd_argv = argv[2:]
     if decl.subcommands and len(cmd_argv) >= 2:
         sub = decl.subcommands.get(cmd_argv[1].decode("latin-1").lower())
-        if sub is not None:
-            decl = sub
+        if sub is None:
+            raise ReplyError("ERR Invalid command specified")
+        decl = sub
     if (decl.arity > 0 and len(cmd_argv) != decl.arity) or len(cmd_argv) < -decl.arity:
         raise ReplyError("ERR Invalid number of arguments specified for command")
     idx = decl.key_indexes(cmd_argv)

@@ -117,6 +117,16 @@ def renamenx(c, argv):
     return _rename(c, argv, True)
 
 
+def c_int_arg(b, not_integer=errors.NOT_INTEGER):
+    """An argument Redis reads as a C int: an integer, then within int range."""
+    n = parse_int(b)
+    if n is None:
+        raise ReplyError(not_integer)
+    if n < -(2**31) or n >= 2**31:
+        raise ReplyError("ERR value is out of range, value must between -2147483648 and 2147483647")
+    return n
+
+
 def _db_index(c, b):
     """A database number argument: an integer, then a valid index."""
     n = int_arg(b)
@@ -177,9 +187,7 @@ def notify_db(c, event, key, dbid):
          summary="Moves a key to another database.")
 def move(c, argv):
     s, key = c.server, argv[1]
-    n = parse_int(argv[2])
-    if n is None or n < -(2**31) or n >= 2**31:
-        raise ReplyError(errors.NOT_INTEGER)
+    n = c_int_arg(argv[2])
     if n < 0 or n >= len(s.dbs):
         raise ReplyError(errors.DB_INDEX_OUT_OF_RANGE)
     target = s.dbs[n]
@@ -220,6 +228,8 @@ def scan_arguments(argv, start):
     i = start
     while i < len(argv):
         opt = argv[i].lower()
+        if opt == b"novalues" and start == 2:
+            raise ReplyError("ERR NOVALUES option can only be used in HSCAN")
         if i + 1 >= len(argv):
             raise ReplyError(errors.SYNTAX)
         if opt == b"count":
@@ -230,6 +240,8 @@ def scan_arguments(argv, start):
             pattern = argv[i + 1]
             if pattern == b"*":
                 pattern = None
+        elif opt == b"novalues" and start == 2:
+            raise ReplyError("ERR NOVALUES option can only be used in HSCAN")
         elif opt == b"type" and start == 2:
             typ = argv[i + 1]
         else:
@@ -239,15 +251,16 @@ def scan_arguments(argv, start):
 
 
 def parse_cursor(b):
-    try:
-        if not b or not b.isdigit():
-            raise ValueError
-        v = int(b)
-        if v >= 2**64:
-            raise ValueError
-        return v
-    except ValueError:
-        raise ReplyError(errors.INVALID_CURSOR) from None
+    """A cursor as Valkey reads it: leading spaces, an optional '+', digits,
+    below 2**64."""
+    b = b.lstrip(b" \t\n\r\v\f")
+    digits = b[1:] if b[:1] == b"+" else b
+    if not digits or not digits.isdigit():
+        raise ReplyError(errors.INVALID_CURSOR)
+    v = int(digits)
+    if v >= 2**64:
+        raise ReplyError(errors.INVALID_CURSOR)
+    return v
 
 
 KNOWN_TYPES = {"string", "list", "set", "zset", "hash", "stream"}
@@ -373,7 +386,7 @@ def _expire_generic(c, argv, relative, unit_ms):
     nx, xx, gt, lt = _expire_flags(argv)
     when = int_arg(argv[2])
     if unit_ms == 1000:
-        if when > LLONG_MAX // 1000 or when < LLONG_MIN // 1000:
+        if when > LLONG_MAX // 1000 or when < -(-LLONG_MIN // 1000):
             raise ReplyError(errors.invalid_expire(name))
         when *= 1000
     basetime = s.now_ms if relative else 0
@@ -511,9 +524,9 @@ def _object_value(c, key):
     return c.server.peek(c.db, key)
 
 
-def value_encoding(v):
+def value_encoding(v, key=b"", has_ttl=False):
     if type(v) is bytes or type(v) is bytearray:
-        return string_encoding(v)
+        return string_encoding(v, len(key) + (8 if has_ttl else 0))
     return v.encoding().encode()
 
 
@@ -522,7 +535,9 @@ def value_encoding(v):
          summary="Names the internal encoding Redis would use for the value at a key.")
 def object_encoding(c, argv):
     v = _object_value(c, argv[2])
-    return None if v is None else value_encoding(v)
+    if v is None:
+        return None
+    return value_encoding(v, argv[2], c.server.get_expire(c.db, argv[2]) != -1)
 
 
 @command("object|freq", 3, flags="readonly", acl="keyspace read slow", keys=(2, 2, 1),
@@ -551,10 +566,6 @@ def object_idletime(c, argv):
     return max(s.lru_clock - last, 0)
 
 
-SHARED_INTEGERS = 10000
-SHARED_REFCOUNT = 2147483647
-
-
 @command("object|refcount", 3, flags="readonly", acl="keyspace read slow", keys=(2, 2, 1),
          specs=OBJECT_SPECS, tips="nondeterministic_output", group=KEYSPACE, since="2.2.3",
          summary="Returns the reference count of the value at a key.")
@@ -562,10 +573,7 @@ def object_refcount(c, argv):
     v = _object_value(c, argv[2])
     if v is None:
         return None
-    if type(v) is bytes and len(v) <= 20:
-        n = parse_int(v)
-        if n is not None and 0 <= n < SHARED_INTEGERS and not c.server.maxmemory:
-            return SHARED_REFCOUNT
+    # Valkey 9.1 answers 1 for every value, shared small integers included
     return 1
 
 
@@ -598,9 +606,7 @@ def help_reply(container_name, lines):
 @command("select", 2, flags="loading stale fast allow_busy", acl="fast connection",
          group="connection", summary="Switches the connection to another numbered database.")
 def select(c, argv):
-    n = parse_int(argv[1])
-    if n is None or n < -(2**31) or n >= 2**31:
-        raise ReplyError(errors.NOT_INTEGER)
+    n = c_int_arg(argv[1])
     s = c.server
     if s.cluster_enabled and n != 0:
         raise ReplyError("ERR SELECT is not allowed in cluster mode")

@@ -38,7 +38,7 @@ def config_get(c, argv):
 def config_set(c, argv):
     cfg = c.server.config
     if len(argv) % 2:
-        raise ReplyError(errors.wrong_arity("config|set"))
+        raise ReplyError(errors.SYNTAX)
     pairs = []
     seen = set()
     for i in range(2, len(argv), 2):

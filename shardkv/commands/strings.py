@@ -176,12 +176,12 @@ def parse_expiry_options(c, argv, start, name, allow_persist):
     while i < len(argv):
         opt = argv[i].lower()
         has_next = i + 1 < len(argv)
-        if opt in (b"ex", b"px", b"exat", b"pxat") and has_next and unit is None and not persist:
+        if opt in (b"ex", b"px", b"exat", b"pxat") and has_next and unit in (None, opt) and not persist:
             unit = opt
             raw = argv[i + 1]
             i += 2
             continue
-        if opt == b"persist" and allow_persist and unit is None and not persist:
+        if opt == b"persist" and allow_persist and unit is None:
             persist = True
             i += 1
             continue

@@ -51,7 +51,7 @@ def watch(c, argv):
 
 
 @command("unwatch", 1, flags="noscript loading stale fast allow_busy", acl="fast transaction",
-         group="transactions", since="2.2.0", internal="tx_control",
+         group="transactions", since="2.2.0",
          summary="Forgets every key WATCHed by this connection.")
 def unwatch(c, argv):
     c.server.unwatch_all(c)
