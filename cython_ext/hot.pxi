@@ -87,6 +87,13 @@ cdef int hot_set(ShardCore s, Client c, list argv) except -1:
     cdef object val = <object>PyList_GET_ITEM(argv, 2)
     cdef object old
     cdef const char *o
+    if argc == 3:
+        # plain SET: no condition to check, so no lookup before the store
+        s.store(c.db, key, val, False)
+        s.dirty += 1
+        if s.keyspace_event_hook is not None:
+            s.keyspace_event_hook("set", key, c.db.id)
+        return c.out.raw("+OK\r\n", 5)
     i = 3
     while i < argc:
         opt = <bytes>PyList_GET_ITEM(argv, i)

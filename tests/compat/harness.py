@@ -936,6 +936,13 @@ def describe_mismatch(case: Case, protocol: int, r: LineResult, expected: str,
         f"  {expected:8}: {format_bytes(r.replies[expected])}",
         f"  {actual:8}: {format_bytes(r.replies[actual])}",
     ]
+    ea, ab = r.replies[expected], r.replies[actual]
+    if max(len(ea), len(ab)) > 120:
+        i = next((j for j, (x, y) in enumerate(zip(ea, ab, strict=False)) if x != y), min(len(ea), len(ab)))
+        lo = max(0, i - 40)
+        out.append(f"  first difference at byte {i} (lengths {len(ea)} vs {len(ab)}):")
+        out.append(f"    {expected:8}: ...{format_bytes(ea[lo:i + 80], 400)}")
+        out.append(f"    {actual:8}: ...{format_bytes(ab[lo:i + 80], 400)}")
     if r.line.mode == UNORDERED:
         out.append("  (compared as unordered: elements sorted; raw replies follow)")
         out.append(f"  {expected} raw: {format_bytes(r.raw[expected])}")

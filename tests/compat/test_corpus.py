@@ -94,7 +94,10 @@ OPEN_BUGS = {
 
 def unimplemented(case):
     """Commands (or subcommands) of the case that shardkv's table lacks."""
-    from shardkv.commands.table import all_commands
+    try:
+        from shardkv.commands.table import all_commands
+    except ImportError:  # e.g. COMPAT_TARGET=redis without shardkv built
+        return set()
 
     table = all_commands()
     missing = set()
@@ -181,7 +184,7 @@ def test_normalize_unordered():
 def test_parse_corpus_text():
     cases = harness.parse_corpus_text(
         "# c\n### one\nSET k v\n~ TIME\n=set KEYS *\n\n### two\nGET \"x\n### one\nPING\n", "t.txt")
-    assert [c.name for c in cases] == ["one", "two", "one@8"]
+    assert [c.name for c in cases] == ["one", "two", "one@9"]
     assert cases[0].error is None
     assert [(ln.mode, ln.args) for ln in cases[0].lines] == [
         (harness.COMPARE, [b"SET", b"k", b"v"]), (harness.NOCOMPARE, [b"TIME"]),
