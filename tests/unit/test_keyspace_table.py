@@ -751,5 +751,5 @@ class TableMachine(RuleBasedStateMachine):
                 sorted(self.model.items(), key=lambda kv: kv[0])
 
 
-TableMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TableMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=50, deadline=None)
 test_table_state_machine = TableMachine.TestCase

@@ -252,6 +252,32 @@ def test_multibulk_count_of_int_max_is_accepted_as_header():
     assert p.next_command() is None
 
 
+def test_shrink_after_large_request_keeps_parsing():
+    p = n.RequestParser()
+    p.feed(encode([b"SET", b"k", b"v" * 1_000_000]))
+    assert p.next_command() == [b"SET", b"k", b"v" * 1_000_000]
+    p.shrink()
+    p.feed(encode([b"GET", b"k"]))
+    assert p.next_command() == [b"GET", b"k"]
+
+
+def test_shrink_between_arguments_of_a_partial_command_keeps_state():
+    p = n.RequestParser()
+    p.feed(b"*2\r\n$3\r\nSET\r\n")
+    assert p.next_command() is None
+    p.shrink()
+    p.feed(b"$1\r\nk\r\n")
+    assert p.next_command() == [b"SET", b"k"]
+
+
+def test_shrink_with_buffered_bytes_keeps_them():
+    p = n.RequestParser()
+    p.feed(b"x" * 300_000)
+    p.shrink()
+    p.feed(b"\r\n")
+    assert p.next_command() == [b"x" * 300_000]
+
+
 # ------------------------------------------------------------------ multibulk errors
 
 
@@ -272,6 +298,11 @@ def test_multibulk_count_of_int_max_is_accepted_as_header():
 ])
 def test_multibulk_invalid_count(header):
     assert parse_error(header) == "Protocol error: invalid multibulk length"
+
+
+def test_multibulk_count_line_needs_cr():
+    # the count runs to the first CR, so "*1\n$4" is not a number
+    assert parse_error(b"*1\n$4\r\nPING\r\n") == "Protocol error: invalid multibulk length"
 
 
 @pytest.mark.parametrize("header", [
