@@ -37,6 +37,12 @@ cdef inline bint same_key(PyObject *a, object b):
         PyBytes_AS_STRING(<object>a), PyBytes_AS_STRING(b), n) == 0
 
 
+cdef inline int check_key(object key) except -1:
+    if type(key) is not bytes:
+        raise TypeError("keys are bytes, not %s" % type(key).__name__)
+    return 0
+
+
 cdef class Table:
     """A bytes-keyed hash table with stable SCAN cursors and random sampling."""
 
@@ -182,39 +188,49 @@ cdef class Table:
         return e
 
     # ------------------------------------------------------------ Python view
+    # Cython callers pass bytes keys by construction; Python callers are
+    # checked, because the comparison reads keys as bytes objects.
     def __len__(self):
         return self.used
 
     def __contains__(self, key):
+        check_key(key)
         return self.find(key) != NULL
 
     def __getitem__(self, key):
+        check_key(key)
         cdef Entry *e = self.find(key)
         if e == NULL:
             raise KeyError(key)
         return <object>e.val
 
     def get(self, key, default=None):
+        check_key(key)
         cdef Entry *e = self.find(key)
         return default if e == NULL else <object>e.val
 
     def __setitem__(self, key, value):
+        check_key(key)
         self.put(key, value)
 
     def __delitem__(self, key):
+        check_key(key)
         if not self.discard(key):
             raise KeyError(key)
 
     def pop(self, key, default=None):
+        check_key(key)
         if self.find(key) == NULL:
             return default
         return self.take(key)
 
     def get_meta(self, key, default=None):
+        check_key(key)
         cdef Entry *e = self.find(key)
         return default if e == NULL else e.meta
 
     def set_meta(self, key, int64_t meta):
+        check_key(key)
         """Sets the metadata word of key, adding key (with value None) if absent."""
         cdef Entry *e = self.find(key)
         if e == NULL:

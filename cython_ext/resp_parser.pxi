@@ -56,6 +56,18 @@ cdef inline bint parse_ll(const char *s, Py_ssize_t n, long long *out):
     return True
 
 
+cdef inline char *find_line_end(char *p, Py_ssize_t n, char ch):
+    """Finds ch in p[:n] the way Valkey looks for an inline command's newline
+    (strchr): a NUL byte ends the search, so a NUL before ch means "not found
+    yet". Multibulk headers are searched with memchr, as Valkey does."""
+    cdef char *hit = <char *>memchr(p, ch, n)
+    if hit == NULL:
+        return NULL
+    if memchr(p, 0, hit - p) != NULL:
+        return NULL
+    return hit
+
+
 cdef inline int hexval(char c):
     if c'0' <= c <= c'9':
         return c - c'0'
@@ -235,7 +247,7 @@ cdef class RequestParser:
     cdef object _parse_inline(self):
         cdef char *p = self.buf + self.start
         cdef Py_ssize_t avail = self.end - self.start
-        cdef char *nl = <char *>memchr(p, c'\n', avail)
+        cdef char *nl = find_line_end(p, avail, c'\n')
         cdef Py_ssize_t linelen
         if nl == NULL:
             if avail > INLINE_MAX:

@@ -740,17 +740,10 @@ def test_inline_too_big_counts_bytes_fed_in_pieces():
         p.next_command()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: split_inline treats NUL as an argument separator and keeps scanning; Redis/Valkey "
-    "find the inline newline with strchr(), so a NUL before '\\n' hides it and no command "
-    "is produced (valkey 9.1.2 does not answer 'ECHO a\\0b\\r\\n')"))
 def test_inline_nul_byte_before_newline_hides_the_newline():
     assert parse_all(b"ECHO a\x00b\r\n") == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: an inline line holding only a NUL yields [b''], a command with an empty name; "
-    "sdssplitargs stops at NUL and never produces an argument from it"))
 def test_inline_lone_nul_byte_does_not_produce_an_empty_command():
     assert [b""] not in parse_all(b"\x00\r\nPING\r\n")
 
