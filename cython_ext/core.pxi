@@ -96,6 +96,15 @@ cdef class Command:
     def __repr__(self):
         return "<Command %s>" % self.name
 
+    def latency_histogram(self):
+        """Counts per log2 bucket (bucket k: up to 1024 * 2**k ns)."""
+        return [self.latency_buckets[i] for i in range(48)]
+
+    def reset_latency(self):
+        cdef int i
+        for i in range(48):
+            self.latency_buckets[i] = 0
+
 
 cdef class Client(Connection):
     """A connected client's session state."""
@@ -115,6 +124,15 @@ cdef class Client(Connection):
     @proto.setter
     def proto(self, int value):
         self.out.proto = value
+
+
+cdef inline int latency_bucket(long long usec):
+    """The log2 bucket of a duration: the smallest k with usec*1000 <= 1024 << k."""
+    cdef long long ns = usec * 1000
+    cdef int k = 0
+    while k < 47 and ns > (<long long>1024 << k):
+        k += 1
+    return k
 
 
 cdef inline str _printable_prefix(bytes b, Py_ssize_t limit):
@@ -229,6 +247,13 @@ cdef class ShardCore(LoopHandler):
             if argv is None:
                 break
             self.process_command(c, <list>argv)
+            if (self.obuf_hard or self.obuf_soft) and c.out.length > c.out.sent \
+                    and self.obuf_limit_reached(c):
+                # checked per command: a pipeline of big replies must not
+                # grow the buffer far past the limit before it is enforced
+                self.log_warning("Client id=%d closed for overcoming of output buffer limits." % c.id)
+                self.loop.close_connection(c)
+                return 0
         if p.error is not None and not c.close_after_reply:
             self.protocol_error(c)
         if c.fd >= 0:
@@ -329,6 +354,8 @@ cdef class ShardCore(LoopHandler):
                 return self.reject(c, cmd, s)
         if (c.flags & CF_PUBSUB) and c.out.proto == 2 and not (cmd.flags & CMD_PUBSUB_CONTEXT):
             return self.reject(c, cmd, "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context" % cmd.name)
+        if self.pause_hook is not None and self.pause_hook(c, cmd, argv):
+            return 0   # CLIENT PAUSE holds the command until the pause ends
         if (c.flags & CF_MULTI) and (cmd.flags & CMD_NO_MULTI):
             return self.reject(c, cmd, "ERR Command '%s' not allowed inside a transaction" % cmd.name)
         if (c.flags & CF_MULTI) and not (cmd.flags & CMD_TX_CONTROL):
@@ -400,6 +427,7 @@ cdef class ShardCore(LoopHandler):
             self.current_client = prev_client
         cmd.calls += 1
         cmd.usec += duration
+        cmd.latency_buckets[latency_bucket(duration)] += 1
         self.stat_numcommands += 1
         c.commands_processed += 1
         if self.stat_total_error_replies != errors_before:
@@ -479,7 +507,7 @@ cdef class ShardCore(LoopHandler):
         cdef Entry *e = db.expires.find(key)
         if e == NULL or e.meta > self.now_ms:
             return False
-        if self.is_replica:
+        if self.is_replica or self.expire_deletes_paused:
             return True
         self.delete_expired(db, key)
         return True

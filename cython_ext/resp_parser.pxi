@@ -4,6 +4,8 @@
 # None when more bytes are needed; a malformed stream sets `error` to Redis's
 # exact "Protocol error: ..." text and the parser stays failed.
 #
+# A bulk's data must be followed by CRLF, as Valkey 9.1 checks.
+#
 # Limits, checked before any memory is set aside for the data they announce:
 # a multibulk count or bulk length line longer than 64 KiB, a bulk length over
 # proto-max-bulk-len, and (for clients that still have to AUTH) more than 10
@@ -320,7 +322,10 @@ cdef class RequestParser:
                 avail = self.end - self.start
             if avail < self.bulk_len + 2:
                 return None
-            # like Redis, the two bytes after the data are skipped, not checked
+            # Valkey 9.1 checks the CRLF after the data (Redis 7.0 skipped it)
+            if p[self.bulk_len] != c'\r' or p[self.bulk_len + 1] != c'\n':
+                self._fail("invalid CRLF in request")
+                return None
             self.argv.append(PyBytes_FromStringAndSize(p, self.bulk_len))
             self.start += self.bulk_len + 2
             self.bulk_len = -1

@@ -153,6 +153,7 @@ cdef class Command:
     cdef public long long usec
     cdef public long long rejected_calls
     cdef public long long failed_calls
+    cdef long long latency_buckets[48]    # calls by duration: bucket k holds <= 1024 * 2**k ns
 
 
 cdef class Client(Connection):
@@ -218,6 +219,8 @@ cdef class ShardCore(LoopHandler):
     # Python-level extension points, None when unused
     cdef public object gate_hook           # (client, cmd, argv) -> error text or None
     cdef public object exec_gate_hook
+    cdef public object pause_hook          # (client, cmd, argv) -> True if the command is held
+    cdef public bint expire_deletes_paused # keys past their time read as gone but stay (CLIENT PAUSE)
     cdef public object slowlog_hook
     cdef public object keyspace_event_hook # (event, key, db id)
     cdef public object modified_hook       # (db, key): blocked clients, tracking

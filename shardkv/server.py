@@ -15,6 +15,7 @@ import time
 from collections import deque
 
 from shardkv import REDIS_VERSION, __version__
+from shardkv.commands.observability import LatencyMonitor, record_slow_command
 from shardkv.commands.table import build_dispatch_table
 from shardkv.config import Config
 from shardkv.native import _native
@@ -22,6 +23,11 @@ from shardkv.native import _native
 log = logging.getLogger("shardkv")
 
 NO_TOUCH = _native.CLIENT_FLAGS["NO_TOUCH"]
+BLOCKED = _native.CLIENT_FLAGS["BLOCKED"]
+MASTER_CLIENT = _native.CLIENT_FLAGS["MASTER"]
+REPLICA_CLIENT = _native.CLIENT_FLAGS["REPLICA"]
+WRITE_FLAG = 1 << 0
+MAY_REPLICATE_FLAG = 1 << 15
 
 
 class SlowLog:
@@ -63,15 +69,17 @@ class Server(_native.ShardCore):
         self.clients_paused_until = 0
         self.pause_mode = None
         self.paused_clients = []
+        self.pause_timer = None
         self.stat_ops_samples = deque(maxlen=16)
         self.last_ops_sample = (time.monotonic(), 0)
         self.shutdown_requested = None
         self.cron_handle = None
         self.config.listeners.append(self.config_changed)
+        self.latency = LatencyMonitor()
         for name in ("requirepass", "maxclients", "proto-max-bulk-len", "client-output-buffer-limit",
                      "slowlog-log-slower-than", "client-query-buffer-limit", "maxmemory"):
             self.config_changed(name, self.config[name], None)
-        self.slowlog_hook = self._slowlog_add
+        self.slowlog_hook = self._slow_command
 
     # ------------------------------------------------------------ config
     def config_changed(self, name, value, old):
@@ -87,8 +95,8 @@ class Server(_native.ShardCore):
             self.query_buffer_limit = value
         elif name == "client-output-buffer-limit":
             self.obuf_hard, self.obuf_soft, self.obuf_soft_seconds = value["normal"]
-        elif name == "slowlog-log-slower-than":
-            self.slowlog_threshold = value
+        elif name in ("slowlog-log-slower-than", "latency-monitor-threshold"):
+            self._update_slow_threshold()
         elif name == "maxmemory":
             self.maxmemory = value
         elif name == "hz" and self.cron_handle is not None:
@@ -100,8 +108,17 @@ class Server(_native.ShardCore):
     def key_frequency(self, db, key):
         return 0
 
-    def _slowlog_add(self, client, argv, duration):
-        self.slowlog.add(client, argv, duration, self.config["slowlog-max-len"])
+    def _slow_command(self, client, argv, duration):
+        record_slow_command(self, client, client.current_cmd, argv, duration)
+
+    def _update_slow_threshold(self):
+        """call() reports commands at least this slow (µs), or none if -1."""
+        limits = []
+        if self.config["slowlog-log-slower-than"] >= 0:
+            limits.append(self.config["slowlog-log-slower-than"])
+        if self.config["latency-monitor-threshold"] > 0:
+            limits.append(self.config["latency-monitor-threshold"] * 1000)
+        self.slowlog_threshold = min(limits) if limits else -1
 
     # ------------------------------------------------------------ sockets
     def listen(self):
@@ -155,7 +172,7 @@ class Server(_native.ShardCore):
         instantaneous statistics."""
         self.tick()
         hz = max(self.config["hz"], 1)
-        if self.active_expire_enabled and not self.is_replica:
+        if self.active_expire_enabled and not self.is_replica and not self.expire_deletes_paused:
             budget_us = int(1_000_000 / hz * 0.25)
             for db in self.dbs:
                 if len(db.expires):
@@ -171,21 +188,62 @@ class Server(_native.ShardCore):
         if mono - last_t >= 0.1:
             self.stat_ops_samples.append((self.stat_numcommands - last_n) / (mono - last_t))
             self.last_ops_sample = (mono, self.stat_numcommands)
-        if self.clients_paused_until and self.now_ms >= self.clients_paused_until:
-            self.unpause_clients()
         self.cron_handle = self.loop.call_later(1000 / hz, self.cron)
 
     # ------------------------------------------------------------ client pause
+    def pause_clients(self, mode, until_ms):
+        """CLIENT PAUSE: holds every command ("all") or the writes ("write")
+        of normal clients until until_ms. A stronger or longer pause wins."""
+        if self.pause_mode == "all" and mode == "write" and self.clients_paused_until > self.now_ms:
+            mode = "all"
+        self.pause_mode = mode
+        self.clients_paused_until = max(until_ms, self.clients_paused_until)
+        self.pause_hook = self._pause_gate
+        # while paused nothing may change: keys past their time read as gone
+        # but are not deleted, and the active expiry cycle waits
+        self.expire_deletes_paused = True
+        if self.pause_timer is not None:
+            self.loop.cancel(self.pause_timer)
+        self.pause_timer = self.loop.call_later(max(self.clients_paused_until - self.now_ms, 0),
+                                                self.unpause_clients)
+
+    def _pause_gate(self, c, cmd, argv):
+        if c.flags & (MASTER_CLIENT | REPLICA_CLIENT):
+            return False
+        if self.pause_mode != "all" and not self._may_write(c, cmd):
+            return False
+        c.flags |= BLOCKED
+        c.blocked = ("pause", argv)
+        self.paused_clients.append(c)
+        return True
+
+    @staticmethod
+    def _may_write(c, cmd):
+        if cmd.flags & (WRITE_FLAG | MAY_REPLICATE_FLAG):
+            return True
+        if cmd.name == "exec" and c.multi_queue:
+            return any(q.flags & (WRITE_FLAG | MAY_REPLICATE_FLAG) for q, _ in c.multi_queue)
+        return False
+
     def unpause_clients(self):
+        """Ends a pause: the held commands run, in the order they arrived."""
         self.clients_paused_until = 0
         self.pause_mode = None
+        self.pause_hook = None
+        self.expire_deletes_paused = False
+        if self.pause_timer is not None:
+            self.loop.cancel(self.pause_timer)
+            self.pause_timer = None
         waiting, self.paused_clients = self.paused_clients, []
         for c in waiting:
-            c.flags &= ~_native.CLIENT_FLAGS["BLOCKED"]
-            self.loop_resume(c)
-
-    def loop_resume(self, c):
-        self.resume_client(c)
+            if c.closed:
+                continue
+            c.flags &= ~BLOCKED
+            _, argv = c.blocked
+            c.blocked = None
+            self.process_command(c, argv)
+            self.resume_client(c)
+            self.wake_writer(c)
 
     # ------------------------------------------------------------ run
     def serve_forever(self):

@@ -96,6 +96,11 @@ def auth(c, argv):
 
 
 def valid_client_name(name):
+    """Printable ASCII without spaces. Like Valkey, the check stops at a NUL
+    byte (it walks the name as a C string)."""
+    nul = name.find(b"\0")
+    if nul >= 0:
+        name = name[:nul]
     return all(0x21 <= b <= 0x7E for b in name)
 
 
@@ -394,6 +399,34 @@ def client_kill(c, argv):
     return killed
 
 
+@command("client|pause", -3, since="3.0.0",
+         complexity="O(N) Where N is the number of paused clients",
+         summary="Holds back clients' commands (all, or writes only) for a while.", **CLIENT_ADMIN)
+def client_pause(c, argv):
+    s = c.server
+    timeout = parse_int(argv[2])
+    if timeout is None:
+        raise ReplyError("ERR timeout is not an integer or out of range")
+    if timeout < 0:
+        raise ReplyError("ERR timeout is negative")
+    mode = "all"
+    if len(argv) >= 4:
+        m = argv[3].lower()
+        if m == b"write":
+            mode = "write"
+        elif m != b"all":
+            raise ReplyError("ERR CLIENT PAUSE mode must be WRITE or ALL")
+    s.pause_clients(mode, s.now_ms + timeout)
+    return OK
+
+
+@command("client|unpause", 2, since="6.2.0", complexity="O(N) Where N is the number of paused clients",
+         summary="Ends a CLIENT PAUSE at once.", **CLIENT_ADMIN)
+def client_unpause(c, argv):
+    c.server.unpause_clients()
+    return OK
+
+
 @command("client|unblock", -3, since="5.0.0", summary="Wakes a client blocked in a blocking command.",
          **CLIENT_ADMIN)
 def client_unblock(c, argv):
@@ -433,5 +466,6 @@ def client_help(c, argv):
         "SETINFO <LIB-NAME|LIB-VER> <value>", "    Record the client library and its version.",
         "REPLY <ON|OFF|SKIP>", "    Control the replies sent to this connection.",
         "NO-EVICT <ON|OFF> / NO-TOUCH <ON|OFF>", "    Client eviction and key access time options.",
+        "PAUSE <timeout> [WRITE|ALL] / UNPAUSE", "    Hold back clients' commands / release them.",
         "UNBLOCK <id> [TIMEOUT|ERROR]", "    Wake a client blocked in a blocking command.",
     ])

@@ -82,7 +82,22 @@ def config_resetstat(c, argv):
             if id(x) not in seen:
                 seen.add(id(x))
                 x.calls = x.usec = x.rejected_calls = x.failed_calls = 0
+                x.reset_latency()
     s.slowlog.entries.clear()
+    return OK
+
+
+@command("config|rewrite", 2, since="2.8.0", tips="request_policy:all_nodes response_policy:all_succeeded",
+         summary="Writes the running configuration back to the config file.", **ADMIN)
+def config_rewrite(c, argv):
+    from shardkv.config import rewrite_config_file
+    path = getattr(c.server, "config_file", None)
+    if not path:
+        raise ReplyError("ERR The server is running without a config file")
+    try:
+        rewrite_config_file(c.server.config, path)
+    except OSError as e:
+        raise ReplyError(f"ERR Rewriting config file: {e.strerror}") from None
     return OK
 
 
@@ -93,6 +108,7 @@ def config_help(c, argv):
         "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
         "RESETSTAT", "    Reset statistics reported by the INFO command.",
+        "REWRITE", "    Rewrite the configuration file with the running configuration.",
     ])
 
 
@@ -150,10 +166,87 @@ def memory_usage(c, argv):
     return sys.getsizeof(key) + value_size(v) + 32
 
 
+@command("memory|stats", 2, tips="nondeterministic_output request_policy:all_shards response_policy:special",
+         flags="", acl="slow", group=SERVER, since="4.0.0",
+         summary="Reports how the server's memory is used.")
+def memory_stats(c, argv):
+    from shardkv.server import rss_bytes
+    s = c.server
+    rss = rss_bytes()
+    base = getattr(s, "startup_rss", rss)
+    keys = sum(len(db.data) for db in s.dbs)
+    out = {
+        b"peak.allocated": max(rss, getattr(s, "peak_rss", 0)),
+        b"total.allocated": rss,
+        b"startup.allocated": base,
+        b"replication.backlog": 0,
+        b"clients.slaves": 0,
+        b"clients.normal": sum(x.input_pending + x.output_pending for x in s.clients.values()),
+        b"aof.buffer": 0,
+    }
+    for db in s.dbs:
+        if len(db.data):
+            out[b"db.%d" % db.id] = {
+                b"overhead.hashtable.main": db.data.buckets_count * 8 + len(db.data) * 32,
+                b"overhead.hashtable.expires": db.expires.buckets_count * 8 + len(db.expires) * 32,
+            }
+    out[b"overhead.total"] = base + sum(
+        db.data.buckets_count * 8 + (len(db.data) + len(db.expires)) * 32 + db.expires.buckets_count * 8
+        for db in s.dbs)
+    out[b"keys.count"] = keys
+    out[b"keys.bytes-per-key"] = (rss - base) // keys if keys else 0
+    out[b"dataset.bytes"] = max(rss - out[b"overhead.total"], 0)
+    out[b"peak.percentage"] = 100.0 * rss / max(out[b"peak.allocated"], 1)
+    out[b"fragmentation"] = 1.0
+    return out
+
+
+@command("memory|doctor", 2, tips="nondeterministic_output request_policy:all_shards response_policy:special",
+         flags="", acl="slow", group=SERVER, since="4.0.0",
+         summary="Describes memory problems the server sees, in words.")
+def memory_doctor(c, argv):
+    from shardkv.server import rss_bytes
+    s = c.server
+    rss = rss_bytes()
+    keys = sum(len(db.data) for db in s.dbs)
+    if keys < 1000 and rss < 64 * 1024 * 1024:
+        text = "The dataset is too small for a memory diagnosis: there is nothing to worry about yet."
+    else:
+        notes = []
+        big = [x for x in s.clients.values() if x.output_pending > 8 * 1024 * 1024]
+        if big:
+            notes.append(f"{len(big)} client(s) hold more than 8 MB of unsent replies.")
+        if s.maxmemory and rss > s.maxmemory:
+            notes.append("The process uses more memory than maxmemory.")
+        text = " ".join(notes) or "No memory problem found."
+    return _native.Verbatim((text + "\n").encode())
+
+
+@command("memory|malloc-stats", 2, tips="nondeterministic_output request_policy:all_shards response_policy:special",
+         flags="loading", acl="slow", group=SERVER, since="4.0.0",
+         summary="Reports the memory allocator's statistics.")
+def memory_malloc_stats(c, argv):
+    return _native.Verbatim(b"Stats not supported for the current allocator")
+
+
+@command("memory|purge", 2, tips="request_policy:all_shards response_policy:all_succeeded",
+         flags="loading", acl="slow", group=SERVER, since="4.0.0",
+         summary="Asks the allocator to return free memory to the system.")
+def memory_purge(c, argv):
+    gc.collect()
+    return OK
+
+
 @command("memory|help", 2, flags="loading stale", acl="slow", group=SERVER, since="4.0.0",
          summary="Describes the MEMORY subcommands.")
 def memory_help(c, argv):
-    return help_reply("MEMORY", ["USAGE <key> [SAMPLES <count>]", "    Estimate memory usage of a key."])
+    return help_reply("MEMORY", [
+        "DOCTOR", "    Describe memory problems, in words.",
+        "MALLOC-STATS", "    Report the allocator's statistics.",
+        "PURGE", "    Give free memory back to the system.",
+        "STATS", "    Report how memory is used.",
+        "USAGE <key> [SAMPLES <count>]", "    Estimate the memory a key and its value take.",
+    ])
 
 
 @command("shutdown", -1, flags="admin noscript loading stale no_multi allow_busy",
