@@ -152,12 +152,21 @@ def section_cluster(s):
     return [("cluster_enabled", "1" if s.cluster_enabled else "0")]
 
 
+def avg_ttl(s, db, samples=64):
+    """An estimate of the keys' mean remaining time to live in ms, from a
+    random sample of the expires table (Redis also estimates it by sampling)."""
+    if not len(db.expires):
+        return 0
+    ttls = [max(when - s.now_ms, 0) for _, when in db.expires.sample(samples)]
+    return sum(ttls) // len(ttls)
+
+
 def section_keyspace(s):
     out = []
     for db in s.dbs:
         n = len(db.data)
         if n:
-            out.append((f"db{db.id}", f"keys={n},expires={len(db.expires)},avg_ttl=0"))
+            out.append((f"db{db.id}", f"keys={n},expires={len(db.expires)},avg_ttl={avg_ttl(s, db)}"))
     return out
 
 

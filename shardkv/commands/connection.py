@@ -357,7 +357,9 @@ def client_kill(c, argv):
         text = val.decode("latin-1")
         if opt == b"id":
             n = parse_int(val)
-            if n is None or n <= 0:
+            if n is None:
+                raise ReplyError(errors.SYNTAX)
+            if n <= 0:
                 raise ReplyError("ERR client-id should be greater than 0")
             filters.append(lambda x, n=n: x.id == n)
         elif opt == b"type":

@@ -142,7 +142,9 @@ def command_getkeysandflags(c, argv):
     out = []
     for i in idx:
         flags = []
-        for spec in decl.key_specs:
+        if decl.key_flags is not None:
+            flags = decl.key_flags(cmd_argv)
+        for spec in decl.key_specs if not flags else ():
             if i in spec.keys(cmd_argv):
                 flags = spec.flags
                 break

@@ -270,6 +270,12 @@ def shutdown(c, argv):
 
 # ---------------------------------------------------------------- DEBUG
 
+def is_local_client(c):
+    """A connection from the loopback interface (or without a socket)."""
+    addr = c.addr or ""
+    return not addr or addr.startswith("127.") or addr.startswith("::1") or addr.startswith("[::1]")
+
+
 def _digest_value(v):
     h = hashlib.sha1()
     if is_string(v):
@@ -307,7 +313,8 @@ def database_digest(s):
 @command("debug", -2, summary="Debugging and testing helpers.", **ADMIN)
 def debug(c, argv):
     s = c.server
-    if s.config["enable-debug-command"] == "no":
+    mode = s.config["enable-debug-command"]
+    if mode == "no" or (mode == "local" and not is_local_client(c)):
         raise ReplyError(
             "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", "
             "you can run it from a local connection, otherwise you need to set this option in the "

@@ -140,6 +140,7 @@ class CommandDecl:
     internal: list[str] = field(default_factory=list)
     subcommands: dict = field(default_factory=dict)
     getkeys: object = None          # custom key finder for movablekeys commands
+    key_flags: object = None        # argv -> key-spec flags, for variable_flags commands
     compiled: object = None
 
     @property
@@ -171,7 +172,7 @@ CONTAINERS: dict[str, CommandDecl] = {}
 
 def command(name, arity, flags="", acl="", keys=None, specs=(), group="generic",
             summary="", since="1.0.0", complexity="O(1)", tips="", internal="",
-            fast=False, getkeys=None):
+            fast=False, getkeys=None, key_flags=None):
     """Declares a command; used as a decorator on its handler.
 
     keys: (first, last, step) as in COMMAND INFO; specs: key spec strings
@@ -189,7 +190,7 @@ def command(name, arity, flags="", acl="", keys=None, specs=(), group="generic",
             handler=None if fast else fn,
             fast=_native.FAST_IDS[name] if fast else 0,
             group=group, summary=summary, since=since, complexity=complexity,
-            tips=tips.split(), internal=internal.split(), getkeys=getkeys,
+            tips=tips.split(), internal=internal.split(), getkeys=getkeys, key_flags=key_flags,
         )
         if "|" in name:
             parent, sub = name.split("|", 1)
