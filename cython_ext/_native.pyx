@@ -11,5 +11,6 @@ include "loop.pxi"
 include "core.pxi"
 include "hot.pxi"
 include "crc16.pxi"
+include "resp_scanner.pxi"
 
 NATIVE_VERSION = 1
