@@ -175,10 +175,15 @@ cdef class RequestParser:
         """Makes room for n more bytes at the end and returns where they go."""
         cdef char *nb
         cdef Py_ssize_t need
-        if self.start > 0 and (self.start == self.end or self.cap - self.end < n):
-            memmove(self.buf, self.buf + self.start, self.end - self.start)
-            self.end -= self.start
-            self.start = 0
+        # the command being parsed keeps its bytes: the router forwards them
+        cdef Py_ssize_t base = self.cmd_start if self.kind != 0 else self.start
+        if base > 0 and (base == self.end or self.cap - self.end < n):
+            memmove(self.buf, self.buf + base, self.end - base)
+            self.end -= base
+            self.start -= base
+            self.cmd_start -= base if self.kind != 0 else 0
+            if self.kind == 0:
+                self.cmd_start = self.start
         if self.cap - self.end < n:
             need = self.cap * 2
             while need - self.end < n:
@@ -211,6 +216,10 @@ cdef class RequestParser:
             raise ProtocolError(self.error)
         return cmd
 
+    def last_raw(self):
+        """The exact bytes of the command parse_next returned last."""
+        return PyBytes_FromStringAndSize(self.buf + self.cmd_start, self.start - self.cmd_start)
+
     @property
     def pending_bytes(self):
         return self.end - self.start
@@ -234,6 +243,7 @@ cdef class RequestParser:
         while self.error is None and self.start < self.end:
             if self.kind == 0:
                 self.kind = 1 if self.buf[self.start] == c'*' else 2
+                self.cmd_start = self.start
             if self.kind == 1:
                 cmd = self._parse_multibulk()
             else:

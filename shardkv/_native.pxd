@@ -43,6 +43,7 @@ cdef class RequestParser:
     cdef Py_ssize_t cap
     cdef Py_ssize_t start          # first unparsed byte
     cdef Py_ssize_t end            # one past the last byte received
+    cdef Py_ssize_t cmd_start      # where the command being (or last) parsed begins
     cdef public long long max_bulk_len
     cdef public bint auth_required # unauthenticated clients get tighter limits
     cdef int kind                  # 0 none, 1 multibulk, 2 inline
