@@ -6,11 +6,13 @@
 
 include "keyspace.pxi"
 include "resp_parser.pxi"
+include "dtoa.pxi"
 include "resp_writer.pxi"
 include "loop.pxi"
 include "core.pxi"
 include "hot.pxi"
 include "crc16.pxi"
 include "resp_scanner.pxi"
+include "router.pxi"
 
 NATIVE_VERSION = 1

@@ -58,13 +58,40 @@ def run_server(argv):
     return 0
 
 
+def run_router(argv):
+    parser = argparse.ArgumentParser(prog="shardkv router")
+    parser.add_argument("--port", type=int, default=6379)
+    parser.add_argument("--bind", default="127.0.0.1")
+    parser.add_argument("--shards", required=True, help="host:port of each worker, comma separated, in shard order")
+    parser.add_argument("--title", default=None)
+    args = parser.parse_args(argv)
+    from shardkv.router import RouterServer, parse_shards
+    logging.basicConfig(level=logging.INFO, format="%(process)d:R %(asctime)s %(levelname)s %(message)s")
+    router = RouterServer(parse_shards(args.shards), args.bind, args.port)
+    port = router.listen()
+    _set_title(args.title or f"shardkv router {args.bind.split()[0]}:{port}")
+    router.serve_forever()
+    return 0
+
+
+def _set_title(title):
+    try:
+        import setproctitle
+        setproctitle.setproctitle(title)
+    except ImportError:
+        pass
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="shardkv", description="A Redis-compatible data store.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("server", help="run one shard server in the foreground", add_help=False)
+    sub.add_parser("router", help="run a front router for running shards", add_help=False)
     if argv and argv[0] == "server":
         return run_server(argv[1:])
+    if argv and argv[0] == "router":
+        return run_router(argv[1:])
     parser.parse_args(argv)
     return 2
 

@@ -1,0 +1,666 @@
+# The front router: clients connect to it as to a standalone Redis. Each
+# command is parsed only as far as its keys, hashed to a slot, and its raw
+# bytes are forwarded to the worker that owns the slot. Every client gets its
+# own connection to every worker, so connection state (SELECT, HELLO, AUTH,
+# CLIENT SETNAME) is simply sent to all of them, a MULTI lives on one worker,
+# and a blocking command blocks only its own client's connection.
+#
+# Replies come back in command order: each command appends a Pending to the
+# client's FIFO, each worker connection keeps the Pendings it owes replies
+# for, and the FIFO is drained from its head as they complete. Commands over
+# keys of several shards (MGET, MSET, DEL, EXISTS, ...) and server-wide ones
+# (DBSIZE, KEYS, SCAN, FLUSHALL, ...) are split and their replies merged.
+
+from collections import deque as _deque
+import random as _random
+import socket as _socket
+
+DEF R_KEYED = 1
+DEF R_ANY = 2
+DEF R_STATE = 3
+DEF R_ALL_OK = 4
+DEF R_SUM = 5
+DEF R_KEYS = 6
+DEF R_SPLIT_SUM = 7
+DEF R_MGET = 8
+DEF R_MSET = 9
+DEF R_SCAN = 10
+DEF R_RANDOMKEY = 11
+DEF R_MULTI = 12
+DEF R_EXEC = 13
+DEF R_DISCARD = 14
+DEF R_WATCH = 15
+DEF R_UNWATCH = 16
+DEF R_QUIT = 17
+DEF R_MOVABLE = 18
+DEF R_REFUSED = 19
+DEF R_INFO = 20
+
+# how a Pending turns its parts into the client's reply
+DEF M_PASS = 0
+DEF M_FIRST = 1
+DEF M_ALL_OK = 2
+DEF M_SUM = 3
+DEF M_CONCAT = 4
+DEF M_MGET = 5
+DEF M_SCAN = 6
+DEF M_RANDOM = 7
+DEF M_DONE = 8
+DEF M_INFO = 9
+
+DEF NOT_IN_MULTI = -2
+DEF UNBOUND = -1
+DEF CROSS = -2
+
+ROUTE_KINDS = dict(keyed=R_KEYED, any=R_ANY, state=R_STATE, all_ok=R_ALL_OK, sum=R_SUM,
+                   keys=R_KEYS, split_sum=R_SPLIT_SUM, mget=R_MGET, mset=R_MSET, scan=R_SCAN,
+                   randomkey=R_RANDOMKEY, multi=R_MULTI, exec=R_EXEC, discard=R_DISCARD,
+                   watch=R_WATCH, unwatch=R_UNWATCH, quit=R_QUIT, movable=R_MOVABLE,
+                   refused=R_REFUSED, info=R_INFO)
+
+cdef bytes CROSSSLOT = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+cdef bytes SHARD_DOWN = b"-ERR shard unavailable, try again\r\n"
+
+
+cdef class Route:
+    """How the router handles one command name."""
+    cdef public int kind
+    cdef public int first
+    cdef public int last
+    cdef public int step
+    cdef public object decl
+    cdef public bytes refusal
+
+    def __init__(self, int kind, int first=0, int last=0, int step=0, decl=None, refusal=None):
+        self.kind, self.first, self.last, self.step = kind, first, last, step
+        self.decl = decl
+        self.refusal = refusal
+
+
+cdef class Pending:
+    """One reply a client is owed, possibly assembled from several shards."""
+    cdef int merge
+    cdef int remaining
+    cdef list parts
+    cdef object extra
+    cdef bytes reply
+
+
+cdef class Backend(Connection):
+    """A client's connection to one worker."""
+    cdef RouterClient client
+    cdef int shard
+    cdef object waiting        # deque of (Pending or None, part index)
+
+
+cdef class RouterClient(Connection):
+    cdef list backends
+    cdef object fifo
+    cdef dict state            # command name -> raw bytes, replayed on reconnect
+    cdef public int multi_shard
+    cdef public bint multi_dirty
+    cdef list multi_buffer     # (raw, Pending) held until the MULTI binds to a shard
+    cdef public int watch_shard
+
+    def __cinit__(self, *args, **kwargs):
+        self.fifo = _deque()
+        self.state = {}
+        self.multi_shard = NOT_IN_MULTI
+        self.watch_shard = -1
+        self.backends = []
+
+
+cdef class BackendSide(LoopHandler):
+    """Handles the router's connections to workers: replies coming back."""
+    cdef Router router
+
+    cdef int on_data(self, Connection conn) except -1:
+        self.router.backend_data(<Backend>conn)
+        return 0
+
+    cdef int on_close(self, Connection conn) except -1:
+        self.router.backend_closed(<Backend>conn)
+        return 0
+
+
+cdef inline bint is_null_reply(bytes r):
+    return r == b"$-1\r\n" or r == b"_\r\n" or r == b"*-1\r\n"
+
+
+cdef class Router(LoopHandler):
+    """The router's state: the slot map, the routes, the clients."""
+    cdef public EventLoop loop
+    cdef public list shard_addrs
+    cdef unsigned short owner[16384]
+    cdef public dict routes
+    cdef public int nshards
+    cdef public long long stat_commands
+    cdef public long long stat_connections
+    cdef BackendSide backend_side
+    cdef public dict clients
+    cdef public long long next_id
+
+    def __cinit__(self, *args, **kwargs):
+        self.loop = EventLoop()
+        self.routes = {}
+        self.clients = {}
+        self.backend_side = BackendSide()
+        self.backend_side.router = self
+
+    def set_topology(self, list shard_addrs, list slot_ranges):
+        """shard_addrs[i] = (host, port); slot_ranges[i] = [(first, last), ...]."""
+        cdef int i, s
+        self.shard_addrs = shard_addrs
+        self.nshards = len(shard_addrs)
+        for i, ranges in enumerate(slot_ranges):
+            for first, last in ranges:
+                for s in range(first, last + 1):
+                    self.owner[s] = i
+
+    def shard_of_slot(self, int slot):
+        return self.owner[slot & 16383]
+
+    def listen_fd(self, int fd):
+        self.loop.add_listener(fd, self)
+
+    def run(self):
+        self.loop.run(self)
+
+    def stop(self):
+        self.loop.stop()
+
+    # ------------------------------------------------------------ clients
+    cdef Connection make_connection(self, int fd):
+        cdef RouterClient c = RouterClient()
+        return c
+
+    cdef int after_accept(self, Connection conn) except -1:
+        cdef RouterClient c = <RouterClient>conn
+        cdef int i
+        self.stat_connections += 1
+        self.next_id += 1
+        self.clients[self.next_id] = c
+        c.backends = [None] * self.nshards
+        for i in range(self.nshards):
+            self.connect_backend(c, i)
+        return 0
+
+    cdef Backend connect_backend(self, RouterClient c, int shard):
+        cdef Backend b = Backend()
+        host, port = self.shard_addrs[shard]
+        s = _socket.socket(_socket.AF_INET6 if ":" in host else _socket.AF_INET, _socket.SOCK_STREAM)
+        s.setblocking(False)
+        err = s.connect_ex((host, port))
+        if err not in (0, 115):   # 115: EINPROGRESS
+            s.close()
+            return None
+        b.client = c
+        b.shard = shard
+        b.waiting = _deque()
+        self.loop.add_connection(b, s.detach(), self.backend_side)
+        c.backends[shard] = b
+        # a reconnected worker connection gets the client's state again
+        for raw in c.state.values():
+            b.out.raw(raw, len(raw))
+            b.waiting.append((None, -1))
+        return b
+
+    cdef Backend backend(self, RouterClient c, int shard):
+        cdef object b = c.backends[shard]
+        if b is None or (<Backend>b).closed:
+            b = self.connect_backend(c, shard)
+        return <Backend>b if b is not None else None
+
+    cdef int on_close(self, Connection conn) except -1:
+        cdef RouterClient c = <RouterClient>conn
+        for b in c.backends:
+            if b is not None and not (<Backend>b).closed:
+                (<Backend>b).client = None
+                self.loop.close_connection(<Backend>b)
+        for k, v in list(self.clients.items()):
+            if v is c:
+                del self.clients[k]
+                break
+        return 0
+
+    cdef int on_data(self, Connection conn) except -1:
+        cdef RouterClient c = <RouterClient>conn
+        cdef RequestParser p = c.parser
+        cdef object argv
+        while not c.close_after_reply and c.fd >= 0:
+            argv = p.parse_next()
+            if argv is None:
+                break
+            self.stat_commands += 1
+            self.route(c, <list>argv, PyBytes_FromStringAndSize(p.buf + p.cmd_start, p.start - p.cmd_start))
+        if p.error is not None and not c.close_after_reply:
+            self.local_reply(c, ("-ERR " + p.error + "\r\n").encode("latin-1"))
+            c.close_after_reply = True
+        self.drain(c)
+        return 0
+
+    # ------------------------------------------------------------ routing
+    cdef int shard_for_keys(self, list argv, Route r):
+        """The one shard all keys of argv live on; -1 if none; CROSS if several."""
+        cdef Py_ssize_t argc = len(argv), i, last
+        cdef int shard = -1, s
+        cdef const unsigned char[:] k
+        if r.kind == R_MOVABLE:
+            try:
+                idx = r.decl.key_indexes(argv)
+            except Exception:
+                return -1
+        else:
+            if r.first <= 0 or argc <= r.first:
+                return -1
+            last = r.last if r.last >= 0 else argc + r.last
+            if last >= argc:
+                last = argc - 1
+            idx = range(r.first, last + 1, r.step if r.step > 0 else 1)
+        for i in idx:
+            key = <bytes>argv[i]
+            if len(key):
+                s = self.owner[key_slot_c(<const unsigned char *>PyBytes_AS_STRING(key), len(key))]
+            else:
+                s = self.owner[0]
+            if shard == -1:
+                shard = s
+            elif s != shard:
+                return CROSS
+        return shard
+
+    cdef int send(self, RouterClient c, int shard, bytes raw, Pending pend, int part) except -1:
+        cdef Backend b = self.backend(c, shard)
+        if b is None:
+            if pend is not None:
+                self.complete_part(c, pend, part, SHARD_DOWN)
+            return 0
+        b.out.raw(PyBytes_AS_STRING(raw), len(raw))
+        b.waiting.append((pend, part))
+        self.loop.want_write(b)
+        return 0
+
+    cdef Pending expect(self, RouterClient c, int merge, int parts):
+        cdef Pending pend = Pending()
+        pend.merge = merge
+        pend.remaining = parts
+        if merge != M_PASS:
+            pend.parts = [None] * parts
+        c.fifo.append(pend)
+        return pend
+
+    cdef int local_reply(self, RouterClient c, bytes reply) except -1:
+        cdef Pending pend = self.expect(c, M_DONE, 0)
+        pend.reply = reply
+        return 0
+
+    cdef int forward(self, RouterClient c, int shard, bytes raw) except -1:
+        return self.send(c, shard, raw, self.expect(c, M_PASS, 1), 0)
+
+    cdef int broadcast(self, RouterClient c, bytes raw, int merge) except -1:
+        cdef Pending pend = self.expect(c, merge, self.nshards)
+        cdef int i
+        for i in range(self.nshards):
+            self.send(c, i, raw, pend, i)
+        return 0
+
+    cdef int route(self, RouterClient c, list argv, bytes raw) except -1:
+        cdef object ro = self.routes.get(argv[0])
+        cdef Route r
+        cdef int shard
+        if ro is None:
+            ro = self.routes.get((<bytes>argv[0]).lower())
+        r = <Route>ro if ro is not None else None
+        if c.multi_shard != NOT_IN_MULTI:
+            return self.route_in_multi(c, argv, raw, r)
+        if r is None or r.kind == R_ANY:
+            return self.forward(c, 0, raw)
+        if r.kind == R_KEYED or r.kind == R_MOVABLE:
+            shard = self.shard_for_keys(argv, r)
+            if shard == CROSS:
+                return self.local_reply(c, CROSSSLOT)
+            return self.forward(c, shard if shard >= 0 else 0, raw)
+        if r.kind == R_STATE:
+            c.state[(<bytes>argv[0]).lower() + b" " + (argv[1].lower() if len(argv) > 1 else b"")] = raw
+            return self.broadcast(c, raw, M_FIRST)
+        if r.kind == R_ALL_OK:
+            return self.broadcast(c, raw, M_ALL_OK)
+        if r.kind == R_SUM:
+            return self.broadcast(c, raw, M_SUM)
+        if r.kind == R_KEYS:
+            return self.broadcast(c, raw, M_CONCAT)
+        if r.kind == R_RANDOMKEY:
+            return self.broadcast(c, raw, M_RANDOM)
+        if r.kind == R_INFO:
+            return self.broadcast(c, raw, M_INFO)
+        if r.kind == R_SPLIT_SUM:
+            return self.split(c, argv, raw, 1, M_SUM)
+        if r.kind == R_MGET:
+            return self.split(c, argv, raw, 1, M_MGET)
+        if r.kind == R_MSET:
+            if len(argv) % 2 == 0:
+                return self.forward(c, 0, raw)   # the worker answers the arity error
+            return self.split(c, argv, raw, 2, M_ALL_OK)
+        if r.kind == R_SCAN:
+            return self.route_scan(c, argv, raw)
+        if r.kind == R_MULTI:
+            c.multi_shard = UNBOUND
+            c.multi_dirty = False
+            c.multi_buffer = []
+            return self.local_reply(c, b"+OK\r\n")
+        if r.kind == R_EXEC:
+            return self.local_reply(c, b"-ERR EXEC without MULTI\r\n")
+        if r.kind == R_DISCARD:
+            return self.local_reply(c, b"-ERR DISCARD without MULTI\r\n")
+        if r.kind == R_WATCH:
+            shard = self.shard_for_keys(argv, r)
+            if shard == CROSS or (c.watch_shard >= 0 and shard >= 0 and shard != c.watch_shard):
+                return self.local_reply(c, CROSSSLOT)
+            if shard >= 0:
+                c.watch_shard = shard
+            return self.forward(c, shard if shard >= 0 else 0, raw)
+        if r.kind == R_UNWATCH:
+            c.watch_shard = -1
+            return self.broadcast(c, raw, M_FIRST)
+        if r.kind == R_QUIT:
+            self.local_reply(c, b"+OK\r\n")
+            c.close_after_reply = True
+            return 0
+        if r.kind == R_REFUSED:
+            return self.local_reply(c, r.refusal)
+        return self.forward(c, 0, raw)
+
+    cdef int route_in_multi(self, RouterClient c, list argv, bytes raw, Route r) except -1:
+        cdef int kind = r.kind if r is not None else R_ANY
+        cdef int shard = -1
+        cdef Pending pend
+        if kind == R_EXEC or kind == R_DISCARD:
+            return self.end_multi(c, raw, kind == R_EXEC)
+        if kind == R_MULTI or kind == R_WATCH:
+            c.multi_dirty = True
+            return self.local_reply(c, b"-ERR Command '%s' not allowed inside a transaction\r\n" % (
+                b"multi" if kind == R_MULTI else b"watch"))
+        if kind == R_QUIT:
+            return self._quit(c)
+        if kind == R_KEYED or kind == R_MOVABLE or kind == R_MGET or kind == R_MSET or kind == R_SPLIT_SUM:
+            if r.first > 0 or kind == R_MOVABLE:
+                shard = self.shard_for_keys(argv, r)
+            elif kind in (R_MGET, R_SPLIT_SUM):
+                shard = self.shard_for_keys(argv, Route(R_KEYED, 1, -1, 1))
+            else:
+                shard = self.shard_for_keys(argv, Route(R_KEYED, 1, -1, 2))
+        elif kind != R_ANY and kind != R_STATE and kind != R_UNWATCH:
+            # server-wide commands cannot join a transaction that lives on one shard
+            c.multi_dirty = True
+            return self.local_reply(c, CROSSSLOT)
+        if shard == CROSS or (shard >= 0 and c.multi_shard >= 0 and shard != c.multi_shard) \
+                or (shard >= 0 and c.watch_shard >= 0 and shard != c.watch_shard):
+            c.multi_dirty = True
+            return self.local_reply(c, CROSSSLOT)
+        pend = self.expect(c, M_PASS, 1)
+        if c.multi_shard == UNBOUND:
+            if shard < 0:
+                c.multi_buffer.append((raw, pend))
+                return 0
+            self.bind_multi(c, shard)
+        return self.send(c, c.multi_shard, raw, pend, 0)
+
+    cdef int _quit(self, RouterClient c) except -1:
+        self.local_reply(c, b"+OK\r\n")
+        c.close_after_reply = True
+        return 0
+
+    cdef int bind_multi(self, RouterClient c, int shard) except -1:
+        c.multi_shard = shard
+        self.send(c, shard, b"*1\r\n$5\r\nMULTI\r\n", None, -1)
+        for raw, pend in c.multi_buffer:
+            self.send(c, shard, raw, pend, 0)
+        c.multi_buffer = []
+        return 0
+
+    cdef int end_multi(self, RouterClient c, bytes raw, bint is_exec) except -1:
+        if c.multi_shard == UNBOUND and c.multi_buffer:
+            self.bind_multi(c, c.watch_shard if c.watch_shard >= 0 else 0)
+        if c.multi_dirty and is_exec:
+            if c.multi_shard >= 0:
+                self.send(c, c.multi_shard, b"*1\r\n$7\r\nDISCARD\r\n", None, -1)
+            self.local_reply(c, b"-EXECABORT Transaction discarded because of previous errors.\r\n")
+        elif c.multi_shard >= 0:
+            self.forward(c, c.multi_shard, raw)
+        else:
+            self.local_reply(c, b"*0\r\n" if is_exec else b"+OK\r\n")
+        c.multi_shard = NOT_IN_MULTI
+        c.multi_dirty = False
+        c.multi_buffer = None
+        c.watch_shard = -1
+        return 0
+
+    cdef int split(self, RouterClient c, list argv, bytes raw, int group, int merge) except -1:
+        """Sends each shard the part of a multi-key command that concerns it."""
+        cdef dict by_shard = {}
+        cdef Py_ssize_t i
+        cdef int s
+        cdef Pending pend
+        for i in range(1, len(argv), group):
+            key = <bytes>argv[i]
+            s = self.owner[key_slot_c(<const unsigned char *>PyBytes_AS_STRING(key), len(key))] if len(key) else self.owner[0]
+            by_shard.setdefault(s, []).append(i)
+        if len(by_shard) <= 1:
+            return self.forward(c, next(iter(by_shard)) if by_shard else 0, raw)
+        pend = self.expect(c, merge, len(by_shard))
+        if merge == M_MGET:
+            pend.extra = (len(argv) - 1, [positions for positions in by_shard.values()])
+        part = 0
+        for s, positions in by_shard.items():
+            sub = [argv[0]]
+            for i in positions:
+                sub.extend(argv[i:i + group])
+            self.send(c, s, encode_command(sub), pend, part)
+            part += 1
+        return 0
+
+    cdef int route_scan(self, RouterClient c, list argv, bytes raw) except -1:
+        """SCAN over every shard in turn: the cursor's low bits name the shard."""
+        cdef int bits = 0, shard
+        cdef Pending pend
+        while (1 << bits) < self.nshards:
+            bits += 1
+        cur = argv[1] if len(argv) > 1 else b""
+        try:
+            value = int(cur) if cur.strip().lstrip(b"+").isdigit() else -1
+        except ValueError:
+            value = -1
+        if value < 0 or value >= 2**64:
+            return self.forward(c, 0, raw)   # the worker answers "invalid cursor"
+        shard = value & ((1 << bits) - 1)
+        if shard >= self.nshards:
+            return self.local_reply(c, b"-ERR invalid cursor\r\n")
+        sub = list(argv)
+        sub[1] = str(value >> bits).encode()
+        pend = self.expect(c, M_SCAN, 1)
+        pend.parts = [None]
+        pend.extra = (shard, bits, list(argv))
+        return self.send(c, shard, encode_command(sub), pend, 0)
+
+    # ------------------------------------------------------------ replies
+    cdef int backend_data(self, Backend b) except -1:
+        cdef RequestParser p = b.parser
+        cdef Py_ssize_t end
+        cdef RouterClient c = b.client
+        cdef Pending pend
+        cdef int part
+        while p.start < p.end:
+            try:
+                end = scan_reply(<const unsigned char *>p.buf, p.start, p.end)
+            except ValueError:
+                self.loop.close_connection(b)
+                return 0
+            if end == -1:
+                break
+            if p.buf[p.start] == c'>':
+                p.start = end    # pushes belong to pub/sub, which the router does not carry yet
+                continue
+            if not b.waiting:
+                p.start = end
+                continue
+            item = b.waiting.popleft()
+            po = item[0]
+            part = item[1]
+            if po is None or c is None:
+                p.start = end
+                continue
+            pend = <Pending>po
+            if pend.merge == M_PASS and c.fifo and c.fifo[0] is pend:
+                c.out.raw(p.buf + p.start, end - p.start)
+                c.fifo.popleft()
+            else:
+                self.complete_part(c, pend, part, PyBytes_FromStringAndSize(p.buf + p.start, end - p.start))
+            p.start = end
+        if c is not None:
+            self.drain(c)
+        return 0
+
+    cdef int complete_part(self, RouterClient c, Pending pend, int part, bytes reply) except -1:
+        if pend.merge == M_PASS:
+            pend.reply = reply
+            pend.remaining = 0
+            return 0
+        pend.parts[part] = reply
+        pend.remaining -= 1
+        if pend.remaining == 0:
+            pend.reply = self.merge_parts(c, pend)
+        return 0
+
+    cdef int drain(self, RouterClient c) except -1:
+        cdef Pending pend
+        while c.fifo:
+            pend = <Pending>c.fifo[0]
+            if pend.reply is None:
+                break
+            c.fifo.popleft()
+            c.out.raw(PyBytes_AS_STRING(pend.reply), len(pend.reply))
+        if c.out.length > c.out.sent:
+            self.loop.want_write(c)
+        elif c.close_after_reply and not c.fifo:
+            self.loop.want_write(c)
+        return 0
+
+    cdef int backend_closed(self, Backend b) except -1:
+        """A worker went away: what this client still waits for from it fails."""
+        cdef RouterClient c = b.client
+        if c is None:
+            return 0
+        while b.waiting:
+            item = b.waiting.popleft()
+            if item[0] is not None:
+                self.complete_part(c, <Pending>item[0], item[1], SHARD_DOWN)
+        if c.multi_shard == b.shard:
+            c.multi_dirty = True
+        self.drain(c)
+        return 0
+
+    cdef bytes merge_parts(self, RouterClient c, Pending pend):
+        cdef list parts = pend.parts
+        if pend.merge == M_FIRST:
+            return parts[0]
+        for r in parts:
+            if (<bytes>r)[:1] == b"-":
+                return r
+        if pend.merge == M_ALL_OK:
+            return parts[0]
+        if pend.merge == M_SUM:
+            return b":%d\r\n" % sum(int((<bytes>r)[1:-2]) for r in parts)
+        if pend.merge == M_RANDOM:
+            alive = [r for r in parts if not is_null_reply(r)]
+            return _random.choice(alive) if alive else parts[0]
+        if pend.merge == M_CONCAT:
+            return merge_arrays(parts)
+        if pend.merge == M_MGET:
+            return merge_mget(parts, pend.extra)
+        if pend.merge == M_SCAN:
+            return merge_scan(parts[0], pend.extra, self.nshards)
+        if pend.merge == M_INFO:
+            return merge_info(parts)
+        return parts[0]
+
+
+cdef list array_elements(bytes reply):
+    """The raw bytes of each element of an array (or set) reply."""
+    cdef const unsigned char *p = reply
+    cdef Py_ssize_t n = len(reply)
+    cdef Py_ssize_t hdr = reply.index(b"\r\n") + 2
+    cdef long long count = int(reply[1:hdr - 2])
+    cdef Py_ssize_t i = hdr, end
+    cdef list out = []
+    for _ in range(count):
+        end = scan_reply(p, i, n)
+        out.append(reply[i:end])
+        i = end
+    return out
+
+
+cdef bytes merge_arrays(list parts):
+    cdef list items = []
+    for r in parts:
+        items.extend(array_elements(r))
+    return (b"%c%d\r\n" % ((<bytes>parts[0])[0], len(items))) + b"".join(items)
+
+
+cdef bytes merge_mget(list parts, tuple extra):
+    cdef Py_ssize_t total = extra[0]
+    cdef list slots = [None] * total
+    for part, positions in zip(parts, extra[1]):
+        for pos, item in zip(positions, array_elements(part)):
+            slots[pos - 1] = item
+    return b"*%d\r\n" % total + b"".join(slots)
+
+
+cdef bytes merge_scan(bytes reply, tuple extra, int nshards):
+    shard, bits, argv = extra
+    if reply[:1] == b"-":
+        return reply
+    elements = array_elements(reply)
+    cursor = int(elements[0].split(b"\r\n")[1])
+    if cursor == 0:
+        shard += 1
+        cursor = 0 if shard >= nshards else (0 << bits) | shard
+    else:
+        cursor = (cursor << bits) | shard
+    text = str(cursor).encode()
+    return b"*2\r\n$%d\r\n%s\r\n" % (len(text), text) + elements[1]
+
+
+cdef bytes merge_info(list parts):
+    """INFO through the router: the first shard's text with a Keyspace
+    section summed over every shard."""
+    dbs = {}
+    texts = []
+    for r in parts:
+        header_end = r.index(b"\r\n") + 2
+        body = r[header_end:-2]
+        if r[:1] == b"=":
+            body = body[4:]
+        texts.append((r[:1], body))
+        for line in body.split(b"\r\n"):
+            if line.startswith(b"db") and b":keys=" in line:
+                name, _, fields = line.partition(b":")
+                kv = dict(f.split(b"=") for f in fields.split(b","))
+                acc = dbs.setdefault(name, [0, 0, 0, 0])
+                acc[0] += int(kv[b"keys"])
+                acc[1] += int(kv[b"expires"])
+                acc[2] += int(kv.get(b"avg_ttl", b"0")) * int(kv[b"expires"])
+    kind, body = texts[0]
+    lines = body.split(b"\r\n")
+    out = []
+    for line in lines:
+        if line.startswith(b"db") and b":keys=" in line:
+            continue
+        out.append(line)
+        if line == b"# Keyspace":
+            for name in sorted(dbs, key=lambda n: int(n[2:])):
+                k, e, ttl_sum, _ = dbs[name]
+                out.append(b"%s:keys=%d,expires=%d,avg_ttl=%d" % (name, k, e, ttl_sum // e if e else 0))
+    text = b"\r\n".join(out)
+    if kind == b"=":
+        return b"=%d\r\ntxt:%s\r\n" % (len(text) + 4, text)
+    return b"$%d\r\n%s\r\n" % (len(text), text)

@@ -1,0 +1,118 @@
+"""The front router process: routes each command to the worker that owns its
+keys' slot (the forwarding itself is Cython: cython_ext/router.pxi). This
+module decides, from the command table, how each command is routed."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+
+from shardkv.commands.table import all_commands
+from shardkv.native import _native
+
+log = logging.getLogger("shardkv")
+K = _native.ROUTE_KINDS
+
+# Commands whose reply the router assembles from several shards, or that
+# change connection state on every shard.
+SPECIAL = {
+    "select": "state", "hello": "state", "auth": "state", "reset": "state",
+    "client|setname": "state", "client|setinfo": "state", "client|no-touch": "state",
+    "client|no-evict": "state", "readonly": "state", "readwrite": "state",
+    "dbsize": "sum", "keys": "keys", "randomkey": "randomkey", "scan": "scan",
+    "flushdb": "all_ok", "flushall": "all_ok", "config|set": "all_ok",
+    "config|resetstat": "all_ok", "swapdb": "all_ok", "info": "info",
+    "del": "split_sum", "unlink": "split_sum", "exists": "split_sum", "touch": "split_sum",
+    "mget": "mget", "mset": "mset",
+    "multi": "multi", "exec": "exec", "discard": "discard", "watch": "watch",
+    "unwatch": "unwatch", "quit": "quit",
+}
+# Commands that cannot work through the router yet, with the reason.
+REFUSED = {
+    "client|reply": "ERR CLIENT REPLY is not supported through the shardkv router",
+    "client|kill": "ERR CLIENT KILL is not supported through the shardkv router; connect to a shard",
+    "client|pause": "ERR CLIENT PAUSE is not supported through the shardkv router; connect to a shard",
+    "shutdown": "ERR SHUTDOWN is not supported through the shardkv router; use shardkv stop",
+}
+
+
+def build_routes():
+    """bytes name -> Route, for every command and subcommand container."""
+    routes = {}
+    for name, decl in all_commands().items():
+        route = _route_for(name, decl)
+        if decl.subcommands:
+            # a container: route by its subcommand when one is special
+            special_subs = {sub for sub in decl.subcommands if f"{name}|{sub}" in SPECIAL or
+                            f"{name}|{sub}" in REFUSED}
+            if special_subs:
+                route = _native.Route(K["any"])
+                route.decl = decl
+        for n in (name.encode(), name.upper().encode()):
+            routes[n] = route
+    return routes
+
+
+def _route_for(name, decl):
+    if name in REFUSED:
+        return _native.Route(K["refused"], refusal=f"-{REFUSED[name]}\r\n".encode())
+    if name in SPECIAL:
+        kind = K[SPECIAL[name]]
+        return _native.Route(kind, decl.first_key, decl.last_key, decl.key_step, decl)
+    if "movablekeys" in decl.flags or decl.getkeys is not None:
+        return _native.Route(K["movable"], decl=decl)
+    if decl.first_key > 0:
+        return _native.Route(K["keyed"], decl.first_key, decl.last_key, decl.key_step, decl)
+    return _native.Route(K["any"], decl=decl)
+
+
+def even_slot_ranges(n):
+    """16384 slots split evenly over n shards: [(first, last)] per shard."""
+    return [[(i * 16384 // n, (i + 1) * 16384 // n - 1)] for i in range(n)]
+
+
+class RouterServer(_native.Router):
+    def __init__(self, shard_addrs, bind="127.0.0.1", port=6379):
+        self.routes = build_routes()
+        self.set_topology(list(shard_addrs), even_slot_ranges(len(shard_addrs)))
+        self.bind = bind
+        self.port = port
+        self.sockets = []
+
+    def listen(self):
+        for addr in self.bind.split():
+            family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # several routers may share the port (--routers M)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            try:
+                s.bind((addr, self.port))
+            except OSError as e:
+                raise SystemExit(f"shardkv router: could not bind {addr}:{self.port}: {e.strerror}") from None
+            s.listen(511)
+            s.setblocking(False)
+            if self.port == 0:
+                self.port = s.getsockname()[1]
+            self.sockets.append(s)
+            self.listen_fd(s.fileno())
+        return self.port
+
+    def serve_forever(self):
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        log.info("router ready on port %s, %d shards", self.port, self.nshards)
+        try:
+            self.run()
+        finally:
+            for s in self.sockets:
+                s.close()
+
+
+def parse_shards(text):
+    out = []
+    for item in text.split(","):
+        host, _, port = item.strip().rpartition(":")
+        out.append((host or "127.0.0.1", int(port)))
+    return out
