@@ -10,27 +10,9 @@
 #   Status -> +simple string         ReplyError -> -error
 #   Verbatim -> verbatim string (bulk in RESP2)   Push -> push (array in RESP2)
 
-from libc.stdio cimport snprintf
-from libc.math cimport isinf, isnan, floor, fabs
 from cpython.bytes cimport PyBytes_Check, PyBytes_CheckExact
 from cpython.unicode cimport PyUnicode_Check
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-
-cdef extern from *:
-    """
-    /* Shortest representation that reads back as the same double, in the
-       style Redis 7.2+ and Valkey print doubles ("%.17g" trimmed). */
-    static int shardkv_fmt_double(char *buf, int len, double d) {
-        int n;
-        for (int prec = 1; prec <= 17; prec++) {
-            n = snprintf(buf, len, "%.*g", prec, d);
-            if (strtod(buf, NULL) == d) return n;
-        }
-        return snprintf(buf, len, "%.17g", d);
-    }
-    """
-    int shardkv_fmt_double(char *buf, int len, double d)
-
 
 class Status(bytes):
     """A simple-string reply (+OK)."""
@@ -105,28 +87,6 @@ cdef inline Py_ssize_t fmt_ll(char *out, long long v):
         out[i] = tmp[n]
         i += 1
     return i
-
-
-cdef bytes format_double(double d):
-    """A double as Redis and Valkey print it in replies: integral values
-    within 2^53 without a fraction, others in their shortest form."""
-    cdef char buf[64]
-    cdef int n
-    if isinf(d):
-        return b"inf" if d > 0 else b"-inf"
-    if isnan(d):
-        return b"nan"
-    if d == floor(d) and fabs(d) < 9007199254740992.0:
-        n = <int>fmt_ll(buf, <long long>d)
-        if d == 0 and str(d).startswith("-"):
-            return b"-0"
-        return buf[:n]
-    n = shardkv_fmt_double(buf, 64, d)
-    return buf[:n]
-
-
-def py_format_double(double d):
-    return format_double(d)
 
 
 cdef class ReplyBuffer:
