@@ -11,6 +11,7 @@
 from libc.errno cimport errno, EAGAIN, EINTR
 from posix.unistd cimport read, write, close
 from libc.stdint cimport uint32_t
+from cpython.exc cimport PyErr_CheckSignals
 import heapq as _heapq
 import os as _os
 
@@ -334,7 +335,7 @@ cdef class EventLoop:
     def run(self, LoopHandler handler=None):
         """Runs until stop() is called."""
         cdef epoll_event events[MAX_EVENTS]
-        cdef int n, i, fd, timeout
+        cdef int n, i, fd, timeout, wait_errno
         cdef uint32_t ev
         cdef Connection c
         cdef int64_t now
@@ -355,11 +356,15 @@ cdef class EventLoop:
                 timeout = 0
             with nogil:
                 n = epoll_wait(self.epfd, events, MAX_EVENTS, timeout)
+            wait_errno = errno
+            # run Python-level signal handlers (SIGTERM...) even when no
+            # Python code would otherwise run between passes
+            PyErr_CheckSignals()
             if n < 0:
-                if errno == EINTR:
+                if wait_errno == EINTR:
                     self.run_timers()
                     continue
-                raise OSError(errno, "epoll_wait failed")
+                raise OSError(wait_errno, "epoll_wait failed")
             for i in range(n):
                 fd = events[i].data.fd
                 ev = events[i].events

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -13,6 +14,11 @@ def parse_server_args(argv):
     --directive value [value ...] pairs, in order."""
     config_file = None
     directives = []
+    title = None
+    if "--title" in argv:
+        i = argv.index("--title")
+        title = argv[i + 1] if i + 1 < len(argv) else None
+        argv = argv[:i] + argv[i + 2:]
     i = 0
     if argv and not argv[0].startswith("--"):
         config_file = argv[0]
@@ -27,7 +33,7 @@ def parse_server_args(argv):
             words.append(argv[i])
             i += 1
         directives.append(words)
-    return config_file, directives
+    return config_file, directives, title
 
 
 def run_server(argv):
@@ -35,7 +41,7 @@ def run_server(argv):
     from shardkv.native import _native  # noqa: F401  refuses to start without the core
     from shardkv.server import Server
 
-    config_file, directives = parse_server_args(argv)
+    config_file, directives, title = parse_server_args(argv)
     config = Config()
     if config_file:
         config.load_file(config_file)
@@ -49,11 +55,7 @@ def run_server(argv):
     server = Server(config)
     server.config_file = config_file
     server.listen()
-    try:
-        import setproctitle
-        setproctitle.setproctitle(f"shardkv server {config['bind'].split()[0]}:{server.port}")
-    except ImportError:
-        pass
+    _set_title(title or f"shardkv server {config['bind'].split()[0]}:{server.port}")
     server.serve_forever()
     return 0
 
@@ -82,16 +84,47 @@ def _set_title(title):
         pass
 
 
+def cluster_args(prog, argv, with_start=False):
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--port", type=int, default=6379, help="the router's port (default 6379)")
+    parser.add_argument("--dir", default=".", help="working directory: state file, data files")
+    if with_start:
+        parser.add_argument("--shards", type=int, default=os.cpu_count() or 1,
+                            help="number of worker processes (default: number of CPUs)")
+        parser.add_argument("--bind", default="127.0.0.1")
+        parser.add_argument("--config", default=None, help="a redis.conf-style file for the workers")
+        parser.add_argument("--replicas", type=int, default=0, help="replicas per shard (reserved)")
+        parser.add_argument("--routers", type=int, default=1, help="router processes sharing the port")
+        parser.add_argument("--worker-port", type=int, default=None,
+                            help="port of shard 0; shard i uses it + i (default: port + 1000; 0 picks free ports)")
+        parser.add_argument("--daemonize", action="store_true", help="detach and write a pidfile")
+        parser.add_argument("--pidfile", default=None)
+        parser.add_argument("--logfile", default=None, help="where a daemonized supervisor logs")
+        parser.add_argument("--directive", nargs="+", action="append", metavar=("NAME", "VALUE"),
+                            help="a config directive for every worker (repeatable)")
+    args = parser.parse_args(argv)
+    if with_start and args.worker_port is None:
+        args.worker_port = args.port + 1000
+    return args
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="shardkv", description="A Redis-compatible data store.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("server", help="run one shard server in the foreground", add_help=False)
     sub.add_parser("router", help="run a front router for running shards", add_help=False)
+    sub.add_parser("start", help="run a supervisor, a router and N shards", add_help=False)
+    sub.add_parser("stop", help="stop what `shardkv start` runs", add_help=False)
+    sub.add_parser("status", help="show the processes of `shardkv start`", add_help=False)
     if argv and argv[0] == "server":
         return run_server(argv[1:])
     if argv and argv[0] == "router":
         return run_router(argv[1:])
+    if argv and argv[0] in ("start", "stop", "status"):
+        from shardkv import supervisor
+        args = cluster_args(f"shardkv {argv[0]}", argv[1:], with_start=argv[0] == "start")
+        return getattr(supervisor, argv[0])(args)
     parser.parse_args(argv)
     return 2
 

@@ -304,7 +304,8 @@ def notify_systemd(message: str):
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
             s.connect(path)
-            s.sendall(message.encode())
+            # never block the server on a slow or full notify socket
+            s.send(message.encode(), socket.MSG_DONTWAIT)
     except OSError as e:
         print(f"shardkv: sd_notify failed: {e}", file=sys.stderr)
 

@@ -275,12 +275,14 @@ def test_missing_native_module_in_a_copy_without_the_extension(tmp_path):
                     ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
     assert not list(pkg.glob("_native*.so"))
     env = subprocess_env()
-    env.pop("PYTHONPATH", None)
+    # -S keeps site-packages out, so an editable install of the real package
+    # cannot shadow the copy
+    env["PYTHONPATH"] = str(tmp_path)
     port = free_port()
-    code, out = run_and_fail([sys.executable, "-m", "shardkv", "server", "--port", str(port),
+    code, out = run_and_fail([sys.executable, "-S", "-m", "shardkv", "server", "--port", str(port),
                               "--bind", HOST], cwd=tmp_path, env=env, port=port)
     _assert_clear_missing_core_message(code, out)
     assert port_is_closed(port)
     # and a plain import of shardkv.native from that copy says the same
-    code, out = run_and_fail([sys.executable, "-c", "import shardkv.native"], cwd=tmp_path, env=env)
+    code, out = run_and_fail([sys.executable, "-S", "-c", "import shardkv.native"], cwd=tmp_path, env=env)
     _assert_clear_missing_core_message(code, out)
