@@ -28,6 +28,8 @@ DEF CF_MASTER = 2048
 DEF CF_REPLICA = 4096
 DEF CF_EXECUTING = 8192
 DEF CF_PROTECTED = 16384
+DEF CF_ROUTED = 32768      # connected through the router port: standalone semantics
+DEF CF_ASKING = 65536
 
 # Command flags, in the order COMMAND INFO lists them (see commands/table.py)
 DEF CMD_WRITE = 1 << 0
@@ -69,7 +71,7 @@ CLIENT_FLAGS = dict(MULTI=CF_MULTI, DIRTY_CAS=CF_DIRTY_CAS, DIRTY_EXEC=CF_DIRTY_
                     REPLY_SKIP=CF_REPLY_SKIP, NO_EVICT=CF_NO_EVICT, NO_TOUCH=CF_NO_TOUCH,
                     READONLY=CF_READONLY, BLOCKED=CF_BLOCKED, PUBSUB=CF_PUBSUB,
                     MASTER=CF_MASTER, REPLICA=CF_REPLICA, EXECUTING=CF_EXECUTING,
-                    PROTECTED=CF_PROTECTED)
+                    PROTECTED=CF_PROTECTED, ROUTED=CF_ROUTED, ASKING=CF_ASKING)
 FAST_IDS = dict(get=FAST_GET, set=FAST_SET, incr=FAST_INCR, decr=FAST_DECR,
                 incrby=FAST_INCRBY, decrby=FAST_DECRBY, mget=FAST_MGET, mset=FAST_MSET)
 TX_CONTROL = CMD_TX_CONTROL
@@ -348,6 +350,11 @@ cdef class ShardCore(LoopHandler):
             return self.reject(c, cmd, "ERR wrong number of arguments for '%s' command" % cmd.name)
         if not c.authenticated and not (cmd.flags & CMD_NO_AUTH):
             return self.reject(c, cmd, "NOAUTH Authentication required.")
+        if self.cluster_mode and not (c.flags & CF_ROUTED) \
+                and (cmd.first_key > 0 or (cmd.flags & CMD_MOVABLE_KEYS)):
+            s = self.cluster_redirect(c, cmd, argv)
+            if s is not None:
+                return self.reject(c, cmd, s)
         if self.gate_hook is not None:
             s = self.gate_hook(c, cmd, argv)
             if s is not None:
@@ -367,6 +374,39 @@ cdef class ShardCore(LoopHandler):
         self.call(c, cmd, argv)
         c.last_cmd = cmd
         return 0
+
+    cdef object cluster_redirect(self, Client c, Command cmd, list argv):
+        """Redis Cluster's rules for a client talking to this worker directly:
+        all keys in one slot (else CROSSSLOT), and that slot served here
+        (else MOVED to the worker that serves it)."""
+        cdef Py_ssize_t argc = len(argv), i, last
+        cdef int slot = -1, s
+        cdef bytes key
+        if cmd.flags & CMD_MOVABLE_KEYS:
+            try:
+                idx = cmd.meta.key_indexes(argv)
+            except Exception:
+                return None     # the handler reports the bad arguments
+        else:
+            last = cmd.last_key if cmd.last_key >= 0 else argc + cmd.last_key
+            if last >= argc:
+                last = argc - 1
+            idx = range(cmd.first_key, last + 1, cmd.key_step if cmd.key_step > 0 else 1)
+        for i in idx:
+            key = <bytes>argv[i]
+            s = key_slot_c(<const unsigned char *>PyBytes_AS_STRING(key), len(key)) if len(key) else 0
+            if slot == -1:
+                slot = s
+            elif s != slot:
+                return "CROSSSLOT Keys in request don't hash to the same slot"
+        if slot == -1:
+            return None
+        target = self.slot_targets[slot]
+        if target is None:
+            return None
+        if not target:
+            return "CLUSTERDOWN Hash slot not served"
+        return "MOVED %d %s" % (slot, target)
 
     cdef int reject(self, Client c, Command cmd, str msg) except -1:
         """Refuses a command before it runs: counts it, and poisons an open

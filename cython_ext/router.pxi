@@ -35,6 +35,7 @@ DEF R_QUIT = 17
 DEF R_MOVABLE = 18
 DEF R_REFUSED = 19
 DEF R_INFO = 20
+DEF R_SLOT = 21          # argument 2 is a slot number (CLUSTER COUNTKEYSINSLOT ...)
 
 # how a Pending turns its parts into the client's reply
 DEF M_PASS = 0
@@ -56,7 +57,7 @@ ROUTE_KINDS = dict(keyed=R_KEYED, any=R_ANY, state=R_STATE, all_ok=R_ALL_OK, sum
                    keys=R_KEYS, split_sum=R_SPLIT_SUM, mget=R_MGET, mset=R_MSET, scan=R_SCAN,
                    randomkey=R_RANDOMKEY, multi=R_MULTI, exec=R_EXEC, discard=R_DISCARD,
                    watch=R_WATCH, unwatch=R_UNWATCH, quit=R_QUIT, movable=R_MOVABLE,
-                   refused=R_REFUSED, info=R_INFO)
+                   refused=R_REFUSED, info=R_INFO, slot=R_SLOT)
 
 cdef bytes CROSSSLOT = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
 cdef bytes SHARD_DOWN = b"-ERR shard unavailable, try again\r\n"
@@ -70,11 +71,14 @@ cdef class Route:
     cdef public int step
     cdef public object decl
     cdef public bytes refusal
+    cdef public dict subroutes   # for containers: lower-case subcommand -> Route
 
-    def __init__(self, int kind, int first=0, int last=0, int step=0, decl=None, refusal=None):
+    def __init__(self, int kind, int first=0, int last=0, int step=0, decl=None, refusal=None,
+                 subroutes=None):
         self.kind, self.first, self.last, self.step = kind, first, last, step
         self.decl = decl
         self.refusal = refusal
+        self.subroutes = subroutes
 
 
 cdef class Pending:
@@ -311,6 +315,10 @@ cdef class Router(LoopHandler):
         if ro is None:
             ro = self.routes.get((<bytes>argv[0]).lower())
         r = <Route>ro if ro is not None else None
+        if r is not None and r.subroutes is not None and len(argv) > 1:
+            ro = r.subroutes.get((<bytes>argv[1]).lower())
+            if ro is not None:
+                r = <Route>ro
         if c.multi_shard != NOT_IN_MULTI:
             return self.route_in_multi(c, argv, raw, r)
         if r is None or r.kind == R_ANY:
@@ -343,6 +351,9 @@ cdef class Router(LoopHandler):
             return self.split(c, argv, raw, 2, M_ALL_OK)
         if r.kind == R_SCAN:
             return self.route_scan(c, argv, raw)
+        if r.kind == R_SLOT:
+            slot = _native_parse_slot(argv[2] if len(argv) > 2 else b"")
+            return self.forward(c, self.owner[slot] if slot >= 0 else 0, raw)
         if r.kind == R_MULTI:
             c.multi_shard = UNBOUND
             c.multi_dirty = False
@@ -582,6 +593,13 @@ cdef class Router(LoopHandler):
         if pend.merge == M_INFO:
             return merge_info(parts)
         return parts[0]
+
+
+cdef int _native_parse_slot(bytes b):
+    cdef long long v
+    if parse_ll(PyBytes_AS_STRING(b), len(b), &v) and 0 <= v <= 16383:
+        return <int>v
+    return -1
 
 
 cdef list array_elements(bytes reply):

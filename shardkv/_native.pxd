@@ -199,6 +199,8 @@ cdef class ShardCore(LoopHandler):
     cdef public object requirepass
     cdef public bint is_replica
     cdef public bint active_expire_enabled
+    cdef public bint cluster_mode
+    cdef public list slot_targets          # per slot: None if served here, else "host:port" ("" unserved)
     cdef public long long proto_max_bulk_len
     cdef public long long maxclients
     cdef public long long query_buffer_limit
@@ -232,6 +234,7 @@ cdef class ShardCore(LoopHandler):
     cdef bint obuf_limit_reached(self, Client c)
     cdef Command lookup_command(self, list argv)
     cpdef int process_command(self, Client c, list argv) except -1
+    cdef object cluster_redirect(self, Client c, Command cmd, list argv)
     cdef int reject(self, Client c, Command cmd, str msg) except -1
     cdef int error_reply(self, Client c, str msg) except -1
     cpdef int call(self, Client c, Command cmd, list argv) except -1

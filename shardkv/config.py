@@ -167,6 +167,11 @@ DIRECTIVES = [
     Directive("active-expire-effort", "int", 1, lo=1, hi=10),
     Directive("stop-writes-on-bgsave-error", "bool", True),
     Directive("replica-read-only", "bool", True, aliases=("slave-read-only",)),
+    Directive("cluster-enabled", "bool", False, mutable=False),
+    Directive("cluster-config-file", "string", "nodes.conf", mutable=False),
+    # shardkv: the port the router connects to; clients on it get standalone
+    # semantics (no MOVED/CROSSSLOT, SELECT allowed), 0 = none
+    Directive("shard-router-port", "int", 0, mutable=False, lo=0, hi=65535),
     Directive("supervised", "enum", "no", mutable=False, choices=("upstart", "systemd", "auto", "no")),
 ]
 BY_NAME = {}

@@ -27,6 +27,7 @@ SPECIAL = {
     "mget": "mget", "mset": "mset",
     "multi": "multi", "exec": "exec", "discard": "discard", "watch": "watch",
     "unwatch": "unwatch", "quit": "quit",
+    "cluster|countkeysinslot": "slot", "cluster|getkeysinslot": "slot",
 }
 # Commands that cannot work through the router yet, with the reason.
 REFUSED = {
@@ -43,12 +44,9 @@ def build_routes():
     for name, decl in all_commands().items():
         route = _route_for(name, decl)
         if decl.subcommands:
-            # a container: route by its subcommand when one is special
-            special_subs = {sub for sub in decl.subcommands if f"{name}|{sub}" in SPECIAL or
-                            f"{name}|{sub}" in REFUSED}
-            if special_subs:
-                route = _native.Route(K["any"])
-                route.decl = decl
+            # a container is routed by its subcommand
+            route.subroutes = {sub.encode(): _route_for(f"{name}|{sub}", sd)
+                               for sub, sd in decl.subcommands.items()}
         for n in (name.encode(), name.upper().encode()):
             routes[n] = route
     return routes

@@ -24,6 +24,7 @@ log = logging.getLogger("shardkv")
 
 NO_TOUCH = _native.CLIENT_FLAGS["NO_TOUCH"]
 BLOCKED = _native.CLIENT_FLAGS["BLOCKED"]
+ROUTED = _native.CLIENT_FLAGS["ROUTED"]
 MASTER_CLIENT = _native.CLIENT_FLAGS["MASTER"]
 REPLICA_CLIENT = _native.CLIENT_FLAGS["REPLICA"]
 WRITE_FLAG = 1 << 0
@@ -80,6 +81,20 @@ class Server(_native.ShardCore):
                      "slowlog-log-slower-than", "client-query-buffer-limit", "maxmemory"):
             self.config_changed(name, self.config[name], None)
         self.slowlog_hook = self._slow_command
+        self.topology = None
+        if self.config["cluster-enabled"]:
+            self.load_topology()
+
+    def load_topology(self):
+        from shardkv.cluster import Topology
+        path = os.path.join(self.config["dir"], self.config["cluster-config-file"])
+        try:
+            self.topology = Topology.load(path)
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"shardkv: cannot load the cluster topology {path}: {e}") from None
+        self.cluster_enabled = True
+        self.cluster_mode = True
+        self.slot_targets = self.topology.slot_targets()
 
     # ------------------------------------------------------------ config
     def config_changed(self, name, value, old):
@@ -147,6 +162,19 @@ class Server(_native.ShardCore):
             self.listen_sockets.append(s)
             self.listen_fd(s.fileno())
         self.port = port
+        router_port = self.config["shard-router-port"]
+        if router_port:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((addrs[0].lstrip("-"), router_port))
+            except OSError as e:
+                s.close()
+                raise SystemExit(f"shardkv: could not bind the router port {router_port}: {e.strerror}") from None
+            s.listen(self.config["tcp-backlog"])
+            s.setblocking(False)
+            self.listen_sockets.append(s)
+            self.listen_fd(s.fileno())
         return port
 
     def client_connected(self, c):
@@ -159,6 +187,8 @@ class Server(_native.ShardCore):
                 s.close()
             c.addr = _format_addr(peer)
             c.laddr = _format_addr(local)
+            if local[1] == self.config["shard-router-port"]:
+                c.flags |= ROUTED
         except OSError:
             c.addr = c.laddr = "?:0"
 

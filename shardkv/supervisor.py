@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from shardkv.cluster import Node, write_nodes_conf
 from shardkv.router import even_slot_ranges
 from shardkv.server import notify_systemd
 
@@ -74,20 +75,36 @@ class Supervisor:
         self.state_path = state_file(args.dir, args.port)
         n = args.shards
         ranges = even_slot_ranges(n)
-        worker_ports = []
+        worker_ports, router_ports = [], []
         for i in range(n):
-            worker_ports.append(free_port(self.bind) if args.worker_port == 0 else args.worker_port + i)
+            if args.worker_port == 0:
+                worker_ports.append(free_port(self.bind))
+                router_ports.append(free_port(self.bind))
+            else:
+                worker_ports.append(args.worker_port + i)
+                router_ports.append(args.worker_port + i + 10000)
+        if max(router_ports) > 65535:
+            raise SystemExit("shardkv: --worker-port too high: workers also listen on their port + 10000")
+        # the topology every worker serves to cluster clients (CLUSTER SLOTS,
+        # MOVED), as Redis-format nodes.conf files, one per worker
+        self.nodes = [Node(id=os.urandom(20).hex(), host=self.bind, port=p, bus_port=rp,
+                           flags=["master"], epoch=i + 1, slots=ranges[i], shard_id=os.urandom(20).hex())
+                      for i, (p, rp) in enumerate(zip(worker_ports, router_ports, strict=True))]
         py = [sys.executable, "-m", "shardkv"]
         for i, port in enumerate(worker_ports):
             first, last = ranges[i][0]
+            conf = f"nodes-{port}.conf"
+            write_nodes_conf(os.path.join(args.dir, conf), self.nodes, self.nodes[i])
             title = f"shardkv shard {i}/{n} primary {self.bind}:{port} slots {first}-{last}"
             argv = py + ["server"] + ([args.config] if args.config else []) + [
-                "--port", str(port), "--bind", self.bind, "--dir", args.dir, "--title", title]
+                "--port", str(port), "--bind", self.bind, "--dir", args.dir, "--title", title,
+                "--cluster-enabled", "yes", "--cluster-config-file", conf,
+                "--shard-router-port", str(router_ports[i])]
             for directive in args.directive or []:
                 argv += ["--" + directive[0]] + directive[1:]
             self.children.append(Child("primary", f"shard {i}/{n}", self.bind, port, argv,
                                        slots=f"{first}-{last}"))
-        shards = ",".join(f"{self.bind}:{p}" for p in worker_ports)
+        shards = ",".join(f"{self.bind}:{p}" for p in router_ports)
         for r in range(args.routers):
             title = f"shardkv router {self.bind}:{args.port}" + (f" #{r}" if args.routers > 1 else "")
             argv = py + ["router", "--port", str(args.port), "--bind", args.bind, "--shards", shards,

@@ -10,8 +10,10 @@ from shardkv.commands.common import (
 from shardkv.commands.table import command, container
 from shardkv.errors import ReplyError
 from shardkv.glob import glob_match
+from shardkv.native import _native
 
 KEYSPACE = "keyspace"
+ROUTED = _native.CLIENT_FLAGS["ROUTED"]
 
 
 def _delete_keys(c, argv, event="del"):
@@ -158,6 +160,8 @@ def copy(c, argv):
         else:
             raise ReplyError(errors.SYNTAX)
         i += 1
+    if target is not c.db and s.cluster_enabled and not c.flag(ROUTED):
+        raise ReplyError("ERR Copying to another database is not allowed in cluster mode")
     if target is c.db and src == dst:
         raise ReplyError(errors.SOURCE_DEST_SAME)
     value = s.lookup_read(c.db, src)
@@ -188,6 +192,8 @@ def notify_db(c, event, key, dbid):
 def move(c, argv):
     s, key = c.server, argv[1]
     n = c_int_arg(argv[2])
+    if s.cluster_enabled and not c.flag(ROUTED):
+        raise ReplyError("ERR MOVE is not allowed in cluster mode")
     if n < 0 or n >= len(s.dbs):
         raise ReplyError(errors.DB_INDEX_OUT_OF_RANGE)
     target = s.dbs[n]
@@ -608,7 +614,7 @@ def help_reply(container_name, lines):
 def select(c, argv):
     n = c_int_arg(argv[1])
     s = c.server
-    if s.cluster_enabled and n != 0:
+    if s.cluster_enabled and n != 0 and not c.flag(ROUTED):
         raise ReplyError("ERR SELECT is not allowed in cluster mode")
     if n < 0 or n >= len(s.dbs):
         raise ReplyError(errors.DB_INDEX_OUT_OF_RANGE)
@@ -627,7 +633,7 @@ def swapdb(c, argv):
     b = parse_int(argv[2])
     if b is None or b < -(2**31) or b >= 2**31:
         raise ReplyError("ERR invalid second DB index")
-    if s.cluster_enabled:
+    if s.cluster_enabled and not c.flag(ROUTED):
         raise ReplyError("ERR SWAPDB is not allowed in cluster mode")
     if a < 0 or a >= len(s.dbs) or b < 0 or b >= len(s.dbs):
         raise ReplyError(errors.DB_INDEX_OUT_OF_RANGE)

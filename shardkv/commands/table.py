@@ -239,7 +239,7 @@ def _compile(decl: CommandDecl, parent=None):
 def load_all():
     """Imports every command module (each registers its commands)."""
     from shardkv.commands import (  # noqa: F401
-        connection, introspection, keys, observability, server_admin, strings, transactions,
+        cluster, connection, introspection, keys, observability, server_admin, strings, transactions,
     )
     return REGISTRY
 

@@ -229,3 +229,60 @@ def test_systemd_notify_ready_and_stop_within_ten_seconds():
     finally:
         d.stop()
         listener.close()
+
+
+def test_cluster_client_finds_every_worker_from_the_router(deployment):
+    from redis.cluster import RedisCluster
+    rc = RedisCluster(host="127.0.0.1", port=deployment.port)
+    try:
+        nodes = {(n.host, n.port) for n in rc.get_primaries()}
+        assert nodes == {(w["host"], w["port"]) for w in deployment.workers()}
+        for i in range(50):
+            rc.set(f"c{i}", i)
+        assert [rc.get(f"c{i}") for i in range(50)] == [str(i).encode() for i in range(50)]
+        for i in range(50):
+            key = f"c{i}".encode()
+            w = owner(deployment, key)
+            assert redis.Redis(port=w["port"]).execute_command(
+                "CLUSTER", "COUNTKEYSINSLOT", _native.key_slot(key)) >= 1
+    finally:
+        rc.close()
+
+
+def test_worker_redirects_keys_of_other_workers(deployment):
+    w0, w1 = deployment.workers()[:2]
+    key = next(f"r{i}".encode() for i in range(1000) if owner(deployment, f"r{i}".encode()) == w1)
+    raw = socket.create_connection(("127.0.0.1", w0["port"]))
+    raw.sendall(b"GET " + key + b"\r\n")
+    reply = raw.recv(200)
+    assert reply == b"-MOVED %d 127.0.0.1:%d\r\n" % (_native.key_slot(key), w1["port"])
+    raw.sendall(b"MGET {a}1 {b}1\r\n")
+    assert raw.recv(200) == b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    raw.close()
+
+
+def test_cluster_topology_is_the_same_from_router_and_workers(deployment):
+    via_router = redis.Redis(port=deployment.port).execute_command("CLUSTER", "SLOTS")
+    via_worker = redis.Redis(port=deployment.workers()[2]["port"]).execute_command("CLUSTER", "SLOTS")
+    assert via_router == via_worker
+    ranges = sorted((e[0], e[1]) for e in via_router)
+    assert ranges[0][0] == 0 and ranges[-1][1] == 16383 and len(ranges) == SHARDS
+
+
+def test_redis_cli_cluster_mode_follows_moved(deployment):
+    w0 = deployment.workers()[0]
+    for i in range(10):
+        out = subprocess.run(["redis-cli", "-c", "-p", str(w0["port"]), "set", f"cli{i}", "v"],
+                             capture_output=True, text=True, timeout=10)
+        assert out.stdout.strip() == "OK", out
+    assert redis.Redis(port=deployment.port).exists(*[f"cli{i}" for i in range(10)]) == 10
+
+
+def test_config_set_through_the_router_reaches_every_worker(deployment):
+    r = redis.Redis(port=deployment.port)
+    r.config_set("slowlog-max-len", 77)
+    try:
+        for w in deployment.workers():
+            assert redis.Redis(port=w["port"]).config_get("slowlog-max-len") == {"slowlog-max-len": "77"}
+    finally:
+        r.config_set("slowlog-max-len", 128)
