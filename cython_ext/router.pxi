@@ -36,6 +36,7 @@ DEF R_MOVABLE = 18
 DEF R_REFUSED = 19
 DEF R_INFO = 20
 DEF R_SLOT = 21          # argument 2 is a slot number (CLUSTER COUNTKEYSINSLOT ...)
+DEF R_CLIENT_REPLY = 22  # CLIENT REPLY: the router itself holds back replies
 
 # how a Pending turns its parts into the client's reply
 DEF M_PASS = 0
@@ -57,7 +58,7 @@ ROUTE_KINDS = dict(keyed=R_KEYED, any=R_ANY, state=R_STATE, all_ok=R_ALL_OK, sum
                    keys=R_KEYS, split_sum=R_SPLIT_SUM, mget=R_MGET, mset=R_MSET, scan=R_SCAN,
                    randomkey=R_RANDOMKEY, multi=R_MULTI, exec=R_EXEC, discard=R_DISCARD,
                    watch=R_WATCH, unwatch=R_UNWATCH, quit=R_QUIT, movable=R_MOVABLE,
-                   refused=R_REFUSED, info=R_INFO, slot=R_SLOT)
+                   refused=R_REFUSED, info=R_INFO, slot=R_SLOT, client_reply=R_CLIENT_REPLY)
 
 cdef bytes CROSSSLOT = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
 cdef bytes SHARD_DOWN = b"-ERR shard unavailable, try again\r\n"
@@ -88,6 +89,7 @@ cdef class Pending:
     cdef list parts
     cdef object extra
     cdef bytes reply
+    cdef bint suppressed       # CLIENT REPLY OFF/SKIP: computed, never sent
 
 
 cdef class Backend(Connection):
@@ -105,6 +107,8 @@ cdef class RouterClient(Connection):
     cdef public bint multi_dirty
     cdef list multi_buffer     # (raw, Pending) held until the MULTI binds to a shard
     cdef public int watch_shard
+    cdef public bint reply_off
+    cdef public bint skip_next
 
     def __cinit__(self, *args, **kwargs):
         self.fifo = _deque()
@@ -143,6 +147,7 @@ cdef class Router(LoopHandler):
     cdef BackendSide backend_side
     cdef public dict clients
     cdef public long long next_id
+    cdef public object queue_check     # argv -> error reply bytes or None (the gate's checks)
 
     def __cinit__(self, *args, **kwargs):
         self.loop = EventLoop()
@@ -287,6 +292,9 @@ cdef class Router(LoopHandler):
     cdef Pending expect(self, RouterClient c, int merge, int parts):
         cdef Pending pend = Pending()
         pend.merge = merge
+        if c.reply_off or c.skip_next:
+            pend.suppressed = True
+            c.skip_next = False
         pend.remaining = parts
         if merge != M_PASS:
             pend.parts = [None] * parts
@@ -319,6 +327,18 @@ cdef class Router(LoopHandler):
             ro = r.subroutes.get((<bytes>argv[1]).lower())
             if ro is not None:
                 r = <Route>ro
+        if r is not None and ((r.kind >= R_MULTI and r.kind <= R_REFUSED and r.kind != R_MOVABLE)
+                              or r.kind == R_CLIENT_REPLY):
+            # commands the router answers itself: check them as the gate would
+            err = self.queue_check(argv)
+            if err is not None:
+                if c.multi_shard != NOT_IN_MULTI:
+                    if r.kind == R_EXEC:
+                        # Valkey: a rejected EXEC ends the transaction and says why
+                        self.end_multi(c, b"", False, True)
+                        return self.local_reply(c, b"-EXECABORT Transaction discarded because of: " + err[5:])
+                    c.multi_dirty = True
+                return self.local_reply(c, err)
         if c.multi_shard != NOT_IN_MULTI:
             return self.route_in_multi(c, argv, raw, r)
         if r is None or r.kind == R_ANY:
@@ -326,7 +346,9 @@ cdef class Router(LoopHandler):
         if r.kind == R_KEYED or r.kind == R_MOVABLE:
             shard = self.shard_for_keys(argv, r)
             if shard == CROSS:
-                return self.local_reply(c, CROSSSLOT)
+                # a malformed command gets the worker's error, not CROSSSLOT
+                err = self.queue_check(argv)
+                return self.local_reply(c, err if err is not None else CROSSSLOT)
             return self.forward(c, shard if shard >= 0 else 0, raw)
         if r.kind == R_STATE:
             c.state[(<bytes>argv[0]).lower() + b" " + (argv[1].lower() if len(argv) > 1 else b"")] = raw
@@ -351,6 +373,18 @@ cdef class Router(LoopHandler):
             return self.split(c, argv, raw, 2, M_ALL_OK)
         if r.kind == R_SCAN:
             return self.route_scan(c, argv, raw)
+        if r.kind == R_CLIENT_REPLY:
+            mode = (<bytes>argv[2]).lower() if len(argv) > 2 else b""
+            if mode == b"on":
+                c.reply_off = c.skip_next = False
+                return self.local_reply(c, b"+OK\r\n")
+            if mode == b"off":
+                c.reply_off = True
+                return 0
+            if mode == b"skip":
+                c.skip_next = not c.reply_off
+                return 0
+            return self.local_reply(c, b"-ERR syntax error\r\n")
         if r.kind == R_SLOT:
             slot = _native_parse_slot(argv[2] if len(argv) > 2 else b"")
             return self.forward(c, self.owner[slot] if slot >= 0 else 0, raw)
@@ -384,7 +418,6 @@ cdef class Router(LoopHandler):
     cdef int route_in_multi(self, RouterClient c, list argv, bytes raw, Route r) except -1:
         cdef int kind = r.kind if r is not None else R_ANY
         cdef int shard = -1
-        cdef Pending pend
         if kind == R_EXEC or kind == R_DISCARD:
             return self.end_multi(c, raw, kind == R_EXEC)
         if kind == R_MULTI or kind == R_WATCH:
@@ -393,6 +426,9 @@ cdef class Router(LoopHandler):
                 b"multi" if kind == R_MULTI else b"watch"))
         if kind == R_QUIT:
             return self._quit(c)
+        if kind == R_CLIENT_REPLY:
+            c.multi_dirty = True
+            return self.local_reply(c, b"-ERR Command 'client|reply' not allowed inside a transaction\r\n")
         if kind == R_KEYED or kind == R_MOVABLE or kind == R_MGET or kind == R_MSET or kind == R_SPLIT_SUM:
             if r.first > 0 or kind == R_MOVABLE:
                 shard = self.shard_for_keys(argv, r)
@@ -408,13 +444,19 @@ cdef class Router(LoopHandler):
                 or (shard >= 0 and c.watch_shard >= 0 and shard != c.watch_shard):
             c.multi_dirty = True
             return self.local_reply(c, CROSSSLOT)
-        pend = self.expect(c, M_PASS, 1)
         if c.multi_shard == UNBOUND:
             if shard < 0:
-                c.multi_buffer.append((raw, pend))
-                return 0
+                # no key yet says which worker the transaction lives on: the
+                # router checks and queues the command itself, and replays it
+                # there once a key (or EXEC) decides
+                err = self.queue_check(argv)
+                if err is not None:
+                    c.multi_dirty = True
+                    return self.local_reply(c, err)
+                c.multi_buffer.append(raw)
+                return self.local_reply(c, b"+QUEUED\r\n")
             self.bind_multi(c, shard)
-        return self.send(c, c.multi_shard, raw, pend, 0)
+        return self.forward(c, c.multi_shard, raw)
 
     cdef int _quit(self, RouterClient c) except -1:
         self.local_reply(c, b"+OK\r\n")
@@ -424,21 +466,28 @@ cdef class Router(LoopHandler):
     cdef int bind_multi(self, RouterClient c, int shard) except -1:
         c.multi_shard = shard
         self.send(c, shard, b"*1\r\n$5\r\nMULTI\r\n", None, -1)
-        for raw, pend in c.multi_buffer:
-            self.send(c, shard, raw, pend, 0)
+        for raw in c.multi_buffer:
+            self.send(c, shard, raw, None, -1)
         c.multi_buffer = []
         return 0
 
-    cdef int end_multi(self, RouterClient c, bytes raw, bint is_exec) except -1:
-        if c.multi_shard == UNBOUND and c.multi_buffer:
+    cdef int end_multi(self, RouterClient c, bytes raw, bint is_exec, bint silent=False) except -1:
+        if c.multi_shard == UNBOUND and (c.multi_buffer or (is_exec and c.watch_shard >= 0)):
+            # the worker holding the WATCHed keys decides whether EXEC runs
             self.bind_multi(c, c.watch_shard if c.watch_shard >= 0 else 0)
-        if c.multi_dirty and is_exec:
+        if silent:
+            if c.multi_shard >= 0:
+                self.send(c, c.multi_shard, b"*1\r\n$7\r\nDISCARD\r\n", None, -1)
+        elif c.multi_dirty and is_exec:
             if c.multi_shard >= 0:
                 self.send(c, c.multi_shard, b"*1\r\n$7\r\nDISCARD\r\n", None, -1)
             self.local_reply(c, b"-EXECABORT Transaction discarded because of previous errors.\r\n")
         elif c.multi_shard >= 0:
             self.forward(c, c.multi_shard, raw)
         else:
+            if c.watch_shard >= 0:
+                # DISCARD forgets the WATCHed keys on their worker too
+                self.send(c, c.watch_shard, b"*1\r\n$7\r\nUNWATCH\r\n", None, -1)
             self.local_reply(c, b"*0\r\n" if is_exec else b"+OK\r\n")
         c.multi_shard = NOT_IN_MULTI
         c.multi_dirty = False
@@ -477,20 +526,27 @@ cdef class Router(LoopHandler):
         while (1 << bits) < self.nshards:
             bits += 1
         cur = argv[1] if len(argv) > 1 else b""
-        try:
-            value = int(cur) if cur.strip().lstrip(b"+").isdigit() else -1
-        except ValueError:
-            value = -1
+        # the worker's cursor syntax: leading spaces, an optional '+', digits
+        stripped = cur.lstrip(b" \t\n\r\v\f")
+        digits = stripped[1:] if stripped[:1] == b"+" else stripped
+        value = int(digits) if digits and digits.isdigit() else -1
         if value < 0 or value >= 2**64:
             return self.forward(c, 0, raw)   # the worker answers "invalid cursor"
         shard = value & ((1 << bits) - 1)
         if shard >= self.nshards:
-            return self.local_reply(c, b"-ERR invalid cursor\r\n")
+            return self.local_reply(c, b"*2\r\n$1\r\n0\r\n*0\r\n")   # past the last shard: done
+        count = 10
+        for i in range(2, len(argv) - 1):
+            if (<bytes>argv[i]).lower() == b"count":
+                try:
+                    count = int(argv[i + 1])
+                except ValueError:
+                    pass
         sub = list(argv)
         sub[1] = str(value >> bits).encode()
         pend = self.expect(c, M_SCAN, 1)
         pend.parts = [None]
-        pend.extra = (shard, bits, list(argv))
+        pend.extra = [shard, bits, list(argv), [], count]
         return self.send(c, shard, encode_command(sub), pend, 0)
 
     # ------------------------------------------------------------ replies
@@ -521,7 +577,7 @@ cdef class Router(LoopHandler):
                 p.start = end
                 continue
             pend = <Pending>po
-            if pend.merge == M_PASS and c.fifo and c.fifo[0] is pend:
+            if pend.merge == M_PASS and c.fifo and c.fifo[0] is pend and not pend.suppressed:
                 c.out.raw(p.buf + p.start, end - p.start)
                 c.fifo.popleft()
             else:
@@ -539,8 +595,31 @@ cdef class Router(LoopHandler):
         pend.parts[part] = reply
         pend.remaining -= 1
         if pend.remaining == 0:
+            if pend.merge == M_SCAN and self.scan_continues(c, pend):
+                return 0
             pend.reply = self.merge_parts(c, pend)
         return 0
+
+    cdef bint scan_continues(self, RouterClient c, Pending pend) except -1:
+        """A shard's SCAN finished with room left in COUNT: go on with the next
+        shard in the same call, as one server would have gone on."""
+        cdef list st = pend.extra
+        reply = <bytes>pend.parts[0]
+        if reply[:1] == b"-":
+            return False
+        elements = array_elements(reply)
+        cursor = int(elements[0].split(b"\r\n")[1])
+        keys = array_elements(elements[1])
+        (<list>st[3]).extend(keys)
+        if cursor != 0 or st[0] + 1 >= self.nshards or len(<list>st[3]) >= st[4]:
+            st.append(cursor)
+            return False
+        st[0] += 1
+        sub = list(st[2])
+        sub[1] = b"0"
+        pend.remaining = 1
+        self.send(c, st[0], encode_command(sub), pend, 0)
+        return True
 
     cdef int drain(self, RouterClient c) except -1:
         cdef Pending pend
@@ -549,7 +628,8 @@ cdef class Router(LoopHandler):
             if pend.reply is None:
                 break
             c.fifo.popleft()
-            c.out.raw(PyBytes_AS_STRING(pend.reply), len(pend.reply))
+            if not pend.suppressed:
+                c.out.raw(PyBytes_AS_STRING(pend.reply), len(pend.reply))
         if c.out.length > c.out.sent:
             self.loop.want_write(c)
         elif c.close_after_reply and not c.fifo:
@@ -589,7 +669,7 @@ cdef class Router(LoopHandler):
         if pend.merge == M_MGET:
             return merge_mget(parts, pend.extra)
         if pend.merge == M_SCAN:
-            return merge_scan(parts[0], pend.extra, self.nshards)
+            return merge_scan(pend.extra, self.nshards)
         if pend.merge == M_INFO:
             return merge_info(parts)
         return parts[0]
@@ -633,19 +713,17 @@ cdef bytes merge_mget(list parts, tuple extra):
     return b"*%d\r\n" % total + b"".join(slots)
 
 
-cdef bytes merge_scan(bytes reply, tuple extra, int nshards):
-    shard, bits, argv = extra
-    if reply[:1] == b"-":
-        return reply
-    elements = array_elements(reply)
-    cursor = int(elements[0].split(b"\r\n")[1])
+cdef bytes merge_scan(list st, int nshards):
+    """The router's SCAN reply: keys gathered from one or more shards, and a
+    cursor whose low bits name the shard to go on with."""
+    shard, bits, argv, keys, count, cursor = st
     if cursor == 0:
         shard += 1
-        cursor = 0 if shard >= nshards else (0 << bits) | shard
+        cursor = 0 if shard >= nshards else shard
     else:
         cursor = (cursor << bits) | shard
     text = str(cursor).encode()
-    return b"*2\r\n$%d\r\n%s\r\n" % (len(text), text) + elements[1]
+    return b"*2\r\n$%d\r\n%s\r\n*%d\r\n" % (len(text), text, len(keys)) + b"".join(keys)
 
 
 cdef bytes merge_info(list parts):

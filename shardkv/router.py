@@ -27,11 +27,11 @@ SPECIAL = {
     "mget": "mget", "mset": "mset",
     "multi": "multi", "exec": "exec", "discard": "discard", "watch": "watch",
     "unwatch": "unwatch", "quit": "quit",
+    "client|reply": "client_reply",
     "cluster|countkeysinslot": "slot", "cluster|getkeysinslot": "slot",
 }
 # Commands that cannot work through the router yet, with the reason.
 REFUSED = {
-    "client|reply": "ERR CLIENT REPLY is not supported through the shardkv router",
     "client|kill": "ERR CLIENT KILL is not supported through the shardkv router; connect to a shard",
     "client|pause": "ERR CLIENT PAUSE is not supported through the shardkv router; connect to a shard",
     "shutdown": "ERR SHUTDOWN is not supported through the shardkv router; use shardkv stop",
@@ -65,6 +65,37 @@ def _route_for(name, decl):
     return _native.Route(K["any"], decl=decl)
 
 
+def gate_check(argv):
+    """The worker gate's lookup and arity checks, for commands the router
+    queues itself inside a MULTI; the error reply, or None."""
+    from shardkv.commands.table import find_decl
+    name = argv[0]
+    decl = find_decl(name)
+    if decl is None:
+        args = ""
+        for a in argv[1:]:
+            if len(args) >= 128:
+                break
+            args += "'%s' " % _prefix(a, 128 - len(args))
+        text = f"ERR unknown command '{_prefix(name, 128)}', with args beginning with: {args}"
+    else:
+        if decl.subcommands and len(argv) >= 2:
+            sub = decl.subcommands.get(argv[1].decode("latin-1").lower())
+            if sub is None:
+                return (f"-ERR unknown subcommand '{_prefix(argv[1], 128)}'. Try "
+                        f"{name.decode('latin-1').upper()} HELP.\r\n").encode("latin-1")
+            decl = sub
+        if (decl.arity > 0 and len(argv) == decl.arity) or (decl.arity < 0 and len(argv) >= -decl.arity):
+            return None
+        text = f"ERR wrong number of arguments for '{decl.name}' command"
+    return ("-" + text.replace("\r", " ").replace("\n", " ") + "\r\n").encode("latin-1")
+
+
+def _prefix(b, limit):
+    nul = b.find(b"\0")
+    return (b[:nul] if nul >= 0 else b)[:limit].decode("latin-1")
+
+
 def even_slot_ranges(n):
     """16384 slots split evenly over n shards: [(first, last)] per shard."""
     return [[(i * 16384 // n, (i + 1) * 16384 // n - 1)] for i in range(n)]
@@ -73,6 +104,7 @@ def even_slot_ranges(n):
 class RouterServer(_native.Router):
     def __init__(self, shard_addrs, bind="127.0.0.1", port=6379):
         self.routes = build_routes()
+        self.queue_check = gate_check
         self.set_topology(list(shard_addrs), even_slot_ranges(len(shard_addrs)))
         self.bind = bind
         self.port = port

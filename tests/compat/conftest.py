@@ -65,6 +65,15 @@ def shardkv_server(request) -> harness.ServerProcess:
     return _start(request, harness.start_shardkv, "shardkv")
 
 
+@pytest.fixture(scope="session")
+def sharded_server(request) -> harness.ServerProcess:
+    """shardkv start --shards 3: the router is the server under test."""
+    reason = harness.shardkv_import_error()
+    if reason:
+        pytest.skip(reason)
+    return _start(request, harness.start_sharded, "shardkv (3 shards)")
+
+
 def target_name() -> str:
     return os.environ.get("COMPAT_TARGET", "shardkv").strip().lower() or "shardkv"
 

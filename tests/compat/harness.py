@@ -612,6 +612,21 @@ def start_shardkv(extra_args: Sequence[str] = ()) -> ServerProcess:
     return ServerProcess("shardkv", argv, start_timeout=30.0, env=env).start()
 
 
+def start_sharded(shards: int = 3) -> ServerProcess:
+    """`shardkv start`: a supervisor, a router and `shards` workers; the
+    ServerProcess's port is the router's."""
+    def argv(port: int, workdir: str) -> list[str]:
+        out = [sys.executable, "-m", "shardkv", "start", "--shards", str(shards), "--port", str(port),
+               "--worker-port", "0", "--dir", workdir, "--bind", HOST]
+        for i in range(0, len(REFERENCE_DIRECTIVES), 2):
+            out += ["--directive", REFERENCE_DIRECTIVES[i].lstrip("-"), REFERENCE_DIRECTIVES[i + 1]]
+        return out
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"]
+                                          if env.get("PYTHONPATH") else "")
+    return ServerProcess("shardkv-sharded", argv, start_timeout=30.0, env=env).start()
+
+
 # ---------------------------------------------------------------------------
 # Corpus
 # ---------------------------------------------------------------------------
