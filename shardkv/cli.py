@@ -50,7 +50,9 @@ def run_server(argv):
     level = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO,
              "warning": logging.WARNING, "nothing": logging.CRITICAL}[config["loglevel"]]
     handler = logging.FileHandler(config["logfile"]) if config["logfile"] else logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(process)d:M %(asctime)s %(levelname)s %(message)s"))
+    # one line per event, naming the process and, under `shardkv start`, its shard
+    tag = " ".join(title.split()[1:3]) if title and title.startswith("shardkv shard") else "server"
+    handler.setFormatter(logging.Formatter(f"%(process)d {tag} %(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
     server = Server(config)
     server.config_file = config_file
@@ -68,7 +70,7 @@ def run_router(argv):
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
     from shardkv.router import RouterServer, parse_shards
-    logging.basicConfig(level=logging.INFO, format="%(process)d:R %(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(process)d router %(asctime)s %(levelname)s %(message)s")
     router = RouterServer(parse_shards(args.shards), args.bind, args.port)
     port = router.listen()
     _set_title(args.title or f"shardkv router {args.bind.split()[0]}:{port}")

@@ -189,3 +189,20 @@ def run_program(valkey, target, commands, protocol):
 @given(commands=program, protocol=st.sampled_from([2, 3]))
 def test_generated_strings_keys_expiry(valkey_server, target_server, commands, protocol):
     run_program(valkey_server, target_server, commands, protocol)
+
+
+def _tagged(commands, tag):
+    """The program with every key given the hash tag {tag}, so that all its
+    keys live on one worker (which worker depends on the tag)."""
+    keys = set(KEYS)
+    return [[b"{" + tag + b"}" + a if i > 0 and a in keys else a for i, a in enumerate(args)]
+            for args in commands]
+
+
+@PROFILE
+@given(commands=program, protocol=st.sampled_from([2, 3]), tag=st.sampled_from([b"t0", b"t1", b"t2", b"x"]))
+def test_generated_through_router(valkey_server, sharded_server, commands, protocol, tag):
+    """The same programs through `shardkv start --shards 3`, each on the
+    worker its hash tag picks: routing, per-client worker connections and
+    MULTI on one worker must not change a single reply."""
+    run_program(valkey_server, sharded_server, _tagged(commands, tag), protocol)
