@@ -11,6 +11,7 @@
 # keys of several shards (MGET, MSET, DEL, EXISTS, ...) and server-wide ones
 # (DBSIZE, KEYS, SCAN, FLUSHALL, ...) are split and their replies merged.
 
+cimport cython
 from collections import deque as _deque
 import random as _random
 import socket as _socket
@@ -82,6 +83,7 @@ cdef class Route:
         self.subroutes = subroutes
 
 
+@cython.no_gc
 cdef class Pending:
     """One reply a client is owed, possibly assembled from several shards."""
     cdef int merge
