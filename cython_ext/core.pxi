@@ -137,6 +137,22 @@ cdef inline int latency_bucket(long long usec):
     return k
 
 
+cpdef str unknown_command_text(list argv):
+    """Redis's error for an unknown command: its name and the start of its
+    arguments, each cut at a NUL byte, 128 characters in all."""
+    cdef str args = ""
+    for a in argv[1:]:
+        if len(args) >= 128:
+            break
+        args += "'%s' " % _printable_prefix(a, 128 - len(args))
+    return "ERR unknown command '%s', with args beginning with: %s" % (_printable_prefix(argv[0], 128), args)
+
+
+cpdef str unknown_subcommand_text(list argv):
+    return "ERR unknown subcommand '%s'. Try %s HELP." % (
+        _printable_prefix(argv[1], 128), (<bytes>argv[0]).decode("latin-1").upper())
+
+
 cdef inline str _printable_prefix(bytes b, Py_ssize_t limit):
     """The first `limit` bytes of b up to any NUL byte, as C's %.*s prints."""
     cdef Py_ssize_t nul = b.find(b"\0")
@@ -333,18 +349,11 @@ cdef class ShardCore(LoopHandler):
         if c.flags & CF_REPLY_SKIP_NEXT:
             c.flags = (c.flags & ~CF_REPLY_SKIP_NEXT) | CF_REPLY_SKIP
         if cmd is None:
-            args = ""
-            for i in range(1, argc):
-                if len(args) >= 128:
-                    break
-                args += "'%s' " % _printable_prefix(argv[i], 128 - len(args))
-            return self.reject(c, None, "ERR unknown command '%s', with args beginning with: %s" % (
-                _printable_prefix(argv[0], 128), args))
+            return self.reject(c, None, unknown_command_text(argv))
         if cmd.subcommands is not None and argc >= 2:
             s = cmd.subcommands.get((<bytes>argv[1]).lower())
             if s is None:
-                return self.reject(c, cmd, "ERR unknown subcommand '%s'. Try %s HELP." % (
-                    _printable_prefix(argv[1], 128), (<bytes>argv[0]).decode("latin-1").upper()))
+                return self.reject(c, cmd, unknown_subcommand_text(argv))
             cmd = <Command>s
         if (cmd.arity > 0 and argc != cmd.arity) or argc < -cmd.arity:
             return self.reject(c, cmd, "ERR wrong number of arguments for '%s' command" % cmd.name)

@@ -67,33 +67,25 @@ def _route_for(name, decl):
 
 def gate_check(argv):
     """The worker gate's lookup and arity checks, for commands the router
-    queues itself inside a MULTI; the error reply, or None."""
+    answers or queues itself; the error reply, or None."""
     from shardkv.commands.table import find_decl
-    name = argv[0]
-    decl = find_decl(name)
+    decl = find_decl(argv[0])
     if decl is None:
-        args = ""
-        for a in argv[1:]:
-            if len(args) >= 128:
-                break
-            args += "'%s' " % _prefix(a, 128 - len(args))
-        text = f"ERR unknown command '{_prefix(name, 128)}', with args beginning with: {args}"
+        text = _native.unknown_command_text(argv)
     else:
         if decl.subcommands and len(argv) >= 2:
             sub = decl.subcommands.get(argv[1].decode("latin-1").lower())
             if sub is None:
-                return (f"-ERR unknown subcommand '{_prefix(argv[1], 128)}'. Try "
-                        f"{name.decode('latin-1').upper()} HELP.\r\n").encode("latin-1")
+                return _error_reply(_native.unknown_subcommand_text(argv))
             decl = sub
         if (decl.arity > 0 and len(argv) == decl.arity) or (decl.arity < 0 and len(argv) >= -decl.arity):
             return None
         text = f"ERR wrong number of arguments for '{decl.name}' command"
+    return _error_reply(text)
+
+
+def _error_reply(text):
     return ("-" + text.replace("\r", " ").replace("\n", " ") + "\r\n").encode("latin-1")
-
-
-def _prefix(b, limit):
-    nul = b.find(b"\0")
-    return (b[:nul] if nul >= 0 else b)[:limit].decode("latin-1")
 
 
 def even_slot_ranges(n):
