@@ -167,6 +167,16 @@ DIRECTIVES = [
     Directive("active-expire-effort", "int", 1, lo=1, hi=10),
     Directive("stop-writes-on-bgsave-error", "bool", True),
     Directive("replica-read-only", "bool", True, aliases=("slave-read-only",)),
+    # encodings that OBJECT ENCODING reports, by Valkey's thresholds
+    Directive("list-max-listpack-size", "int", -2, lo=-(2**31), hi=2**31 - 1, aliases=("list-max-ziplist-size",)),
+    Directive("list-compress-depth", "int", 0, lo=0, hi=2**31 - 1),
+    Directive("hash-max-listpack-entries", "int", 512, lo=0, hi=2**63 - 1, aliases=("hash-max-ziplist-entries",)),
+    Directive("hash-max-listpack-value", "int", 64, lo=0, hi=2**63 - 1, aliases=("hash-max-ziplist-value",)),
+    Directive("set-max-intset-entries", "int", 512, lo=0, hi=2**63 - 1),
+    Directive("set-max-listpack-entries", "int", 128, lo=0, hi=2**63 - 1),
+    Directive("set-max-listpack-value", "int", 64, lo=0, hi=2**63 - 1),
+    Directive("zset-max-listpack-entries", "int", 128, lo=0, hi=2**63 - 1, aliases=("zset-max-ziplist-entries",)),
+    Directive("zset-max-listpack-value", "int", 64, lo=0, hi=2**63 - 1, aliases=("zset-max-ziplist-value",)),
     Directive("cluster-enabled", "bool", False, mutable=False),
     Directive("cluster-config-file", "string", "nodes.conf", mutable=False),
     # shardkv: the port the router connects to; clients on it get standalone

@@ -237,10 +237,15 @@ def _compile(decl: CommandDecl, parent=None):
 
 
 def load_all():
-    """Imports every command module (each registers its commands)."""
-    from shardkv.commands import (  # noqa: F401
-        cluster, connection, introspection, keys, observability, server_admin, strings, transactions,
-    )
+    """Imports every module of shardkv.commands: each registers its commands,
+    so a new data type is one new module."""
+    import importlib
+    import pkgutil
+
+    import shardkv.commands as package
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name not in ("table", "common"):
+            importlib.import_module(f"shardkv.commands.{info.name}")
     return REGISTRY
 
 
