@@ -535,6 +535,12 @@ cdef class ShardCore(LoopHandler):
             consumer(data)
         return 0
 
+    def flush_propagation(self):
+        """Sends what propagate() queued (for writes made outside call(),
+        such as serving a blocked client)."""
+        if self.feed_pending and self.call_depth == 0:
+            self.flush_feed()
+
     def add_feed_consumer(self, consumer):
         """consumer(bytes) receives every propagated write, as RESP commands.
         A new consumer starts with a SELECT of the next write's database."""

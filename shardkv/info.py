@@ -115,7 +115,7 @@ def section_stats(s):
         ("pubsub_channels", "0"),
         ("pubsub_patterns", "0"),
         ("total_error_replies", str(s.stat_total_error_replies)),
-        ("total_blocking_keys", "0"),
+        ("total_blocking_keys", str(s.blocking.blocked_keys())),
     ]
 
 

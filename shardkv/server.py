@@ -15,6 +15,7 @@ import time
 from collections import deque
 
 from shardkv import REDIS_VERSION, __version__
+from shardkv.blocking import Blocker
 from shardkv.commands.observability import LatencyMonitor, record_slow_command
 from shardkv.commands.table import build_dispatch_table
 from shardkv.config import Config
@@ -81,6 +82,8 @@ class Server(_native.ShardCore):
                      "slowlog-log-slower-than", "client-query-buffer-limit", "maxmemory"):
             self.config_changed(name, self.config[name], None)
         self.slowlog_hook = self._slow_command
+        self.blocking = Blocker(self)
+        self.before_sleep_hook = self._before_sleep
         self.topology = None
         if self.config["cluster-enabled"]:
             self.load_topology()
@@ -192,7 +195,15 @@ class Server(_native.ShardCore):
         except OSError:
             c.addr = c.laddr = "?:0"
 
+    def _before_sleep(self):
+        if self.blocking.ready:
+            self.blocking.serve_ready()
+
+    def unblock_client(self, c, with_error):
+        return self.blocking.unblock(c, with_error)
+
     def client_closed(self, c):
+        self.blocking.forget(c)
         if c in self.paused_clients:
             self.paused_clients.remove(c)
 

@@ -1,0 +1,140 @@
+"""Clients blocked on keys (BLPOP, BZPOPMIN, XREAD BLOCK...), after Redis's
+blocked.c: a blocked client stops having its input read, waits in arrival
+order on each of its keys, and is served when a command (or a whole
+MULTI/EXEC) signals one of them ready, times out, is unblocked by CLIENT
+UNBLOCK, or disconnects. Ready keys are handled before the loop sleeps, so
+a push inside a transaction wakes waiters only once the transaction is done.
+
+Data types use it through Blocker.block(...) from their handlers; their
+writes reach it through ShardCore.touch -> modified_hook."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from shardkv.native import _native
+
+BLOCKED = _native.CLIENT_FLAGS["BLOCKED"]
+
+
+class Waiter:
+    __slots__ = ("client", "db", "keys", "on_ready", "on_timeout", "timer", "done")
+
+    def __init__(self, client, db, keys, on_ready, on_timeout):
+        self.client = client
+        self.db = db
+        self.keys = keys
+        self.on_ready = on_ready
+        self.on_timeout = on_timeout
+        self.timer = None
+        self.done = False
+
+
+class Blocker:
+    def __init__(self, server):
+        self.server = server
+        self.waiting: dict[tuple[int, bytes], deque[Waiter]] = {}
+        self.ready: OrderedDict[tuple[int, bytes], None] = OrderedDict()
+        self.by_client: dict[int, Waiter] = {}
+
+    # ------------------------------------------------------------ blocking
+    def block(self, c, keys, timeout_ms, on_ready, on_timeout):
+        """Blocks client c on keys of its current database.
+
+        on_ready(key) is called when key may have something for c: it serves
+        c (writes its reply, propagates) and returns True, or returns False to
+        keep waiting. on_timeout() writes the timeout reply. timeout_ms 0
+        waits forever."""
+        w = Waiter(c, c.db, list(dict.fromkeys(keys)), on_ready, on_timeout)
+        for key in w.keys:
+            self.waiting.setdefault((c.db.id, key), deque()).append(w)
+        self.by_client[c.id] = w
+        c.flags |= BLOCKED
+        c.blocked = w
+        if timeout_ms > 0:
+            w.timer = self.server.loop.call_later(timeout_ms, lambda: self._timeout(w))
+        self.server.modified_hook = self.key_modified
+        return _native.NO_REPLY
+
+    def key_modified(self, db, key):
+        if (db.id, key) in self.waiting:
+            self.ready[(db.id, key)] = None
+
+    # ------------------------------------------------------------ serving
+    def serve_ready(self):
+        """Serves the clients waiting on keys signalled ready, in order,
+        until no key is ready (serving one may make another ready)."""
+        s = self.server
+        while self.ready:
+            (dbid, key), _ = self.ready.popitem(last=False)
+            queue = self.waiting.get((dbid, key))
+            if not queue:
+                continue
+            for w in list(queue):
+                if w.done:
+                    continue
+                c = w.client
+                s.now_ms = _native.now_ms()
+                prev_db = c.db
+                c.db = w.db
+                served = False
+                try:
+                    served = w.on_ready(key)
+                finally:
+                    if not served:
+                        c.db = prev_db
+                s.flush_propagation()
+                if served:
+                    self._finish(w)
+                if s.peek(s.dbs[dbid], key) is None:
+                    break   # nothing left for the others in the queue
+
+    def _timeout(self, w):
+        if w.done:
+            return
+        w.timer = None
+        w.on_timeout()
+        self._finish(w)
+
+    def unblock(self, c, with_error):
+        """CLIENT UNBLOCK: as a timeout, or with an UNBLOCKED error."""
+        w = self.by_client.get(c.id)
+        if w is None or w.done:
+            return False
+        if with_error:
+            c.out.add_error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        else:
+            w.on_timeout()
+        self._finish(w)
+        return True
+
+    def forget(self, c):
+        """The client went away: it waits no more."""
+        w = self.by_client.get(c.id)
+        if w is not None:
+            self._finish(w, resume=False)
+
+    def _finish(self, w, resume=True):
+        w.done = True
+        c = w.client
+        if w.timer is not None:
+            self.server.loop.cancel(w.timer)
+            w.timer = None
+        for key in w.keys:
+            q = self.waiting.get((w.db.id, key))
+            if q is not None:
+                try:
+                    q.remove(w)
+                except ValueError:
+                    pass
+                if not q:
+                    del self.waiting[(w.db.id, key)]
+        self.by_client.pop(c.id, None)
+        c.flags &= ~BLOCKED
+        c.blocked = None
+        if resume:
+            self.server.wake_writer(c)
+            self.server.resume_client(c)
+
+    def blocked_keys(self):
+        return len(self.waiting)
