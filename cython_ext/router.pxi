@@ -253,32 +253,42 @@ cdef class Router(LoopHandler):
     # ------------------------------------------------------------ routing
     cdef int shard_for_keys(self, list argv, Route r):
         """The one shard all keys of argv live on; -1 if none; CROSS if several."""
-        cdef Py_ssize_t argc = len(argv), i, last
+        cdef Py_ssize_t argc = len(argv), i, last, step
         cdef int shard = -1, s
-        cdef const unsigned char[:] k
         if r.kind == R_MOVABLE:
             try:
                 idx = r.decl.key_indexes(argv)
             except Exception:
                 return -1
-        else:
-            if r.first <= 0 or argc <= r.first:
-                return -1
-            last = r.last if r.last >= 0 else argc + r.last
-            if last >= argc:
-                last = argc - 1
-            idx = range(r.first, last + 1, r.step if r.step > 0 else 1)
-        for i in idx:
-            key = <bytes>argv[i]
-            if len(key):
-                s = self.owner[key_slot_c(<const unsigned char *>PyBytes_AS_STRING(key), len(key))]
-            else:
-                s = self.owner[0]
+            for i in idx:
+                s = self.key_shard(<bytes>argv[i])
+                if shard == -1:
+                    shard = s
+                elif s != shard:
+                    return CROSS
+            return shard
+        # the common case, in C: first/last/step key positions
+        if r.first <= 0 or argc <= r.first:
+            return -1
+        last = r.last if r.last >= 0 else argc + r.last
+        if last >= argc:
+            last = argc - 1
+        step = r.step if r.step > 0 else 1
+        i = r.first
+        while i <= last:
+            s = self.key_shard(<bytes>PyList_GET_ITEM(argv, i))
             if shard == -1:
                 shard = s
             elif s != shard:
                 return CROSS
+            i += step
         return shard
+
+    cdef inline int key_shard(self, bytes key):
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(key)
+        if n == 0:
+            return self.owner[0]
+        return self.owner[key_slot_c(<const unsigned char *>PyBytes_AS_STRING(key), n)]
 
     cdef int send(self, RouterClient c, int shard, bytes raw, Pending pend, int part) except -1:
         cdef Backend b = self.backend(c, shard)
