@@ -264,6 +264,11 @@ def shutdown(c, argv):
         if len(opts) > 1:
             raise ReplyError(errors.SYNTAX)
         raise ReplyError("ERR No shutdown in progress.")
+    if b"save" in opts and b"force" not in opts:
+        # SAVE must not stop a server that cannot write its snapshot: until
+        # RDB persistence exists that is every time, as when Redis fails to save
+        c.server.log_warning("SHUTDOWN SAVE refused: this server has no RDB persistence yet")
+        raise ReplyError("ERR Errors trying to SHUTDOWN. Check logs.")
     c.server.request_shutdown()
     return _native.NO_REPLY
 
