@@ -120,6 +120,17 @@ cdef class RouterClient(Connection):
         self.backends = []
 
 
+cdef inline object waiting_entry(Pending pend, int part):
+    """What a worker connection remembers per reply it owes: the Pending
+    itself for a whole reply (the common case, no allocation), a (Pending,
+    part) pair for a part of a split command, None for a reply to drop."""
+    if pend is None:
+        return None
+    if part == 0:
+        return pend
+    return (pend, part)
+
+
 cdef class BackendSide(LoopHandler):
     """Handles the router's connections to workers: replies coming back."""
     cdef Router router
@@ -213,7 +224,7 @@ cdef class Router(LoopHandler):
         # a reconnected worker connection gets the client's state again
         for raw in c.state.values():
             b.out.raw(raw, len(raw))
-            b.waiting.append((None, -1))
+            b.waiting.append(None)
         return b
 
     cdef Backend backend(self, RouterClient c, int shard):
@@ -243,7 +254,7 @@ cdef class Router(LoopHandler):
             if argv is None:
                 break
             self.stat_commands += 1
-            self.route(c, <list>argv, PyBytes_FromStringAndSize(p.buf + p.cmd_start, p.start - p.cmd_start))
+            self.route(c, <list>argv, p)
         if p.error is not None and not c.close_after_reply:
             self.local_reply(c, ("-ERR " + p.error + "\r\n").encode("latin-1"))
             c.close_after_reply = True
@@ -297,7 +308,18 @@ cdef class Router(LoopHandler):
                 self.complete_part(c, pend, part, SHARD_DOWN)
             return 0
         b.out.raw(PyBytes_AS_STRING(raw), len(raw))
-        b.waiting.append((pend, part))
+        b.waiting.append(waiting_entry(pend, part))
+        self.loop.want_write(b)
+        return 0
+
+    cdef int forward_raw(self, RouterClient c, int shard, const char *raw, Py_ssize_t n) except -1:
+        """forward() straight from the client's input buffer, no copy object."""
+        cdef Pending pend = self.expect(c, M_PASS, 1)
+        cdef Backend b = self.backend(c, shard)
+        if b is None:
+            return self.complete_part(c, pend, 0, SHARD_DOWN)
+        b.out.raw(raw, n)
+        b.waiting.append(pend)
         self.loop.want_write(b)
         return 0
 
@@ -328,13 +350,21 @@ cdef class Router(LoopHandler):
             self.send(c, i, raw, pend, i)
         return 0
 
-    cdef int route(self, RouterClient c, list argv, bytes raw) except -1:
+    cdef int route(self, RouterClient c, list argv, RequestParser p) except -1:
         cdef object ro = self.routes.get(argv[0])
         cdef Route r
         cdef int shard
+        cdef bytes raw
         if ro is None:
             ro = self.routes.get((<bytes>argv[0]).lower())
         r = <Route>ro if ro is not None else None
+        if r is not None and r.kind == R_KEYED and c.multi_shard == NOT_IN_MULTI:
+            # the hot path: one shard, the command's bytes copied as they came
+            shard = self.shard_for_keys(argv, r)
+            if shard != CROSS:
+                return self.forward_raw(c, shard if shard >= 0 else 0, p.buf + p.cmd_start,
+                                        p.start - p.cmd_start)
+        raw = PyBytes_FromStringAndSize(p.buf + p.cmd_start, p.start - p.cmd_start)
         if r is not None and r.subroutes is not None and len(argv) > 1:
             ro = r.subroutes.get((<bytes>argv[1]).lower())
             if ro is not None:
@@ -583,8 +613,12 @@ cdef class Router(LoopHandler):
                 p.start = end
                 continue
             item = b.waiting.popleft()
-            po = item[0]
-            part = item[1]
+            if type(item) is tuple:
+                po = (<tuple>item)[0]
+                part = (<tuple>item)[1]
+            else:
+                po = item
+                part = 0
             if po is None or c is None:
                 p.start = end
                 continue
@@ -655,8 +689,10 @@ cdef class Router(LoopHandler):
             return 0
         while b.waiting:
             item = b.waiting.popleft()
-            if item[0] is not None:
-                self.complete_part(c, <Pending>item[0], item[1], SHARD_DOWN)
+            if type(item) is tuple:
+                self.complete_part(c, <Pending>(<tuple>item)[0], (<tuple>item)[1], SHARD_DOWN)
+            elif item is not None:
+                self.complete_part(c, <Pending>item, 0, SHARD_DOWN)
         if c.multi_shard == b.shard:
             c.multi_dirty = True
         self.drain(c)
