@@ -286,3 +286,22 @@ def test_config_set_through_the_router_reaches_every_worker(deployment):
             assert redis.Redis(port=w["port"]).config_get("slowlog-max-len") == {"slowlog-max-len": "77"}
     finally:
         r.config_set("slowlog-max-len", 128)
+
+
+def test_daemonize_detaches_and_stop_stops_it():
+    work = tempfile.mkdtemp(prefix="shardkv-daemon-")
+    port = free_port()
+    out = subprocess.run([sys.executable, "-m", "shardkv", "start", "--shards", "1", "--port", str(port),
+                          "--worker-port", "0", "--dir", work, "--daemonize",
+                          "--logfile", os.path.join(work, "log")], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    try:
+        assert wait_for(lambda: redis.Redis(port=port).ping(), 15)
+        with open(os.path.join(work, f"shardkv-{port}.pid")) as f:
+            pid = int(f.read())
+        os.kill(pid, 0)
+    finally:
+        stop = subprocess.run([sys.executable, "-m", "shardkv", "stop", "--port", str(port), "--dir", work],
+                              capture_output=True, text=True, timeout=20)
+    assert stop.returncode == 0, stop.stderr
+    assert not wait_for(lambda: redis.Redis(port=port, socket_connect_timeout=0.2).ping(), 1)
