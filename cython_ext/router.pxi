@@ -38,6 +38,7 @@ DEF R_REFUSED = 19
 DEF R_INFO = 20
 DEF R_SLOT = 21          # argument 2 is a slot number (CLUSTER COUNTKEYSINSLOT ...)
 DEF R_CLIENT_REPLY = 22  # CLIENT REPLY: the router itself holds back replies
+DEF R_DEBUG = 23         # DEBUG: by key, XOR of digests, or every shard
 
 # how a Pending turns its parts into the client's reply
 DEF M_PASS = 0
@@ -50,6 +51,7 @@ DEF M_SCAN = 6
 DEF M_RANDOM = 7
 DEF M_DONE = 8
 DEF M_INFO = 9
+DEF M_XOR = 10
 
 DEF NOT_IN_MULTI = -2
 DEF UNBOUND = -1
@@ -59,7 +61,7 @@ ROUTE_KINDS = dict(keyed=R_KEYED, any=R_ANY, state=R_STATE, all_ok=R_ALL_OK, sum
                    keys=R_KEYS, split_sum=R_SPLIT_SUM, mget=R_MGET, mset=R_MSET, scan=R_SCAN,
                    randomkey=R_RANDOMKEY, multi=R_MULTI, exec=R_EXEC, discard=R_DISCARD,
                    watch=R_WATCH, unwatch=R_UNWATCH, quit=R_QUIT, movable=R_MOVABLE,
-                   refused=R_REFUSED, info=R_INFO, slot=R_SLOT, client_reply=R_CLIENT_REPLY)
+                   refused=R_REFUSED, info=R_INFO, slot=R_SLOT, client_reply=R_CLIENT_REPLY, debug=R_DEBUG)
 
 cdef bytes CROSSSLOT = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
 cdef bytes SHARD_DOWN = b"-ERR shard unavailable, try again\r\n"
@@ -427,6 +429,16 @@ cdef class Router(LoopHandler):
                 c.skip_next = not c.reply_off
                 return 0
             return self.local_reply(c, b"-ERR syntax error\r\n")
+        if r.kind == R_DEBUG:
+            sub = (<bytes>argv[1]).lower() if len(argv) > 1 else b""
+            if sub in (b"object", b"digest-value") and len(argv) > 2:
+                shard = self.shard_for_keys(argv, Route(R_KEYED, 2, -1, 1))
+                if shard == CROSS:
+                    return self.local_reply(c, CROSSSLOT)
+                return self.forward(c, shard if shard >= 0 else 0, raw)
+            if sub == b"digest":
+                return self.broadcast(c, raw, M_XOR)
+            return self.broadcast(c, raw, M_FIRST)
         if r.kind == R_SLOT:
             slot = _native_parse_slot(argv[2] if len(argv) > 2 else b"")
             return self.forward(c, self.owner[slot] if slot >= 0 else 0, raw)
@@ -720,6 +732,11 @@ cdef class Router(LoopHandler):
             return merge_scan(pend.extra, self.nshards)
         if pend.merge == M_INFO:
             return merge_info(parts)
+        if pend.merge == M_XOR:
+            acc = 0
+            for r in parts:
+                acc ^= int((<bytes>r)[1:-2], 16)
+            return b"+%040x\r\n" % acc
         return parts[0]
 
 

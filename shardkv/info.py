@@ -9,6 +9,7 @@ import sys
 import time
 
 from shardkv import REDIS_VERSION, __version__
+from shardkv.commands import hashes
 
 DEFAULT_SECTIONS = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
                     "modules", "errorstats", "cluster", "keyspace"]
@@ -109,6 +110,7 @@ def section_stats(s):
         ("total_net_output_bytes", str(net_out)),
         ("rejected_connections", str(s.stat_rejected_conn)),
         ("expired_keys", str(s.stat_expired_keys)),
+        ("expired_fields", str(hashes.expired_fields(s))),
         ("evicted_keys", "0"),
         ("keyspace_hits", str(s.stat_keyspace_hits)),
         ("keyspace_misses", str(s.stat_keyspace_misses)),
@@ -166,7 +168,8 @@ def section_keyspace(s):
     for db in s.dbs:
         n = len(db.data)
         if n:
-            out.append((f"db{db.id}", f"keys={n},expires={len(db.expires)},avg_ttl={avg_ttl(s, db)}"))
+            out.append((f"db{db.id}", f"keys={n},expires={len(db.expires)},avg_ttl={avg_ttl(s, db)},"
+                                      f"keys_with_volatile_items={hashes.keys_with_volatile_items(s, db)}"))
     return out
 
 

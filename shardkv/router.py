@@ -28,6 +28,7 @@ SPECIAL = {
     "multi": "multi", "exec": "exec", "discard": "discard", "watch": "watch",
     "unwatch": "unwatch", "quit": "quit",
     "client|reply": "client_reply",
+    "debug": "debug",
     "cluster|countkeysinslot": "slot", "cluster|getkeysinslot": "slot",
 }
 # Commands that cannot work through the router yet, with the reason.

@@ -73,6 +73,14 @@ def touch(c, argv):
     return sum(1 for key in argv[1:] if s.lookup_read(c.db, key) is not None)
 
 
+def after_store(server, db, key, value):
+    """Lets a value that keeps per-item state (hash field TTLs) know it now
+    lives at db/key (after RENAME, COPY, MOVE)."""
+    hook = getattr(value, "after_store", None)
+    if hook is not None:
+        hook(server, db, key)
+
+
 def copy_value(v):
     """An independent copy of a stored value (for COPY)."""
     t = type(v)
@@ -99,6 +107,7 @@ def _rename(c, argv, nx):
     s.add_new(c.db, dst, value)
     if expire != -1:
         s.set_expire(c.db, dst, expire)
+    after_store(s, c.db, dst, value)
     notify(c, "rename_from", src)
     notify(c, "rename_to", dst)
     s.dirty += 1
@@ -172,9 +181,11 @@ def copy(c, argv):
         if not replace:
             return 0
         s.delete(target, dst)
-    s.add_new(target, dst, copy_value(value))
+    copied = copy_value(value)
+    s.add_new(target, dst, copied)
     if expire != -1:
         s.set_expire(target, dst, expire)
+    after_store(s, target, dst, copied)
     notify_db(c, "copy_to", dst, target.id)
     s.dirty += 1
     return 1
@@ -208,6 +219,7 @@ def move(c, argv):
     s.add_new(target, key, value)
     if expire != -1:
         s.set_expire(target, key, expire)
+    after_store(s, target, key, value)
     s.delete(c.db, key)
     notify(c, "move_from", key)
     notify_db(c, "move_to", key, target.id)

@@ -8,6 +8,7 @@ import time
 
 from shardkv import errors
 from shardkv.commands.common import OK, Status, Verbatim, int_arg, format_int, is_string
+from shardkv.commands import hashes
 from shardkv.commands.keys import help_reply, value_encoding
 from shardkv.commands.table import command, container
 from shardkv.config import BY_NAME, ConfigError
@@ -84,6 +85,7 @@ def config_resetstat(c, argv):
                 x.calls = x.usec = x.rejected_calls = x.failed_calls = 0
                 x.reset_latency()
     s.slowlog.entries.clear()
+    hashes.reset_stats(s)
     return OK
 
 

@@ -44,7 +44,7 @@ class Deployment:
         self.log = open(os.path.join(self.dir, "log"), "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shardkv", "start", "--shards", str(shards), "--port", str(self.port),
-             "--worker-port", "0", "--dir", self.dir],
+             "--worker-port", "0", "--dir", self.dir, "--directive", "enable-debug-command", "local"],
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         assert wait_for(lambda: self.state() is not None and redis.Redis(port=self.port).ping(), 20), \
             self.log_text()
@@ -305,3 +305,16 @@ def test_daemonize_detaches_and_stop_stops_it():
                               capture_output=True, text=True, timeout=20)
     assert stop.returncode == 0, stop.stderr
     assert not wait_for(lambda: redis.Redis(port=port, socket_connect_timeout=0.2).ping(), 1)
+
+
+def test_debug_digest_through_router_equals_a_single_server(deployment, r):
+    from shardkv.config import Config
+    from shardkv.server import Server
+    from tests.commands.conftest import Session
+    cfg = Config()
+    cfg.set("enable-debug-command", "yes", startup=True)
+    single = Session(Server(cfg))
+    for i in range(40):
+        r.set(f"d{i}", i)
+        single.run("SET", f"d{i}", str(i))
+    assert r.execute_command("DEBUG", "DIGEST") == single.run("DEBUG", "DIGEST")[1:-2].decode()
