@@ -317,4 +317,4 @@ def test_debug_digest_through_router_equals_a_single_server(deployment, r):
     for i in range(40):
         r.set(f"d{i}", i)
         single.run("SET", f"d{i}", str(i))
-    assert r.execute_command("DEBUG", "DIGEST") == single.run("DEBUG", "DIGEST")[1:-2].decode()
+    assert r.execute_command("DEBUG", "DIGEST") == single.run("DEBUG", "DIGEST")[1:-2]
