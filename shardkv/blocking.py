@@ -15,6 +15,7 @@ from collections import OrderedDict, deque
 from shardkv.native import _native
 
 BLOCKED = _native.CLIENT_FLAGS["BLOCKED"]
+ReplyError = _native.ReplyError
 
 
 class Waiter:
@@ -79,7 +80,7 @@ class Blocker:
                 c.db = w.db
                 served = False
                 try:
-                    served = w.on_ready(key)
+                    served = self._run_ready(w, key)
                 finally:
                     if not served:
                         c.db = prev_db
@@ -88,6 +89,28 @@ class Blocker:
                     self._finish(w)
                 if s.peek(s.dbs[dbid], key) is None:
                     break   # nothing left for the others in the queue
+
+    def _run_ready(self, w, key):
+        """w.on_ready(key); an error it raises is the client's reply (as
+        when the re-run command fails), never the loop's problem."""
+        c = w.client
+        try:
+            return w.on_ready(key)
+        except ReplyError as e:
+            c.out.add_error(e.message)
+        except Exception as e:
+            import logging
+            logging.getLogger("shardkv").error("serving a blocked client failed", exc_info=e)
+            c.out.add_error("ERR internal error while serving a blocked client: %s" % type(e).__name__)
+        return True
+
+    def databases_swapped(self, a, b):
+        """SWAPDB: keys of a or b that clients wait on may hold values now
+        (Valkey's scanDatabaseForReadyKeys)."""
+        for dbid, key in list(self.waiting):
+            db = a if dbid == a.id else b if dbid == b.id else None
+            if db is not None and self.server.peek(db, key) is not None:
+                self.ready[(dbid, key)] = None
 
     def _timeout(self, w):
         if w.done:

@@ -199,6 +199,9 @@ class Server(_native.ShardCore):
         if self.blocking.ready:
             self.blocking.serve_ready()
 
+    def after_swapdb(self, a, b):
+        self.blocking.databases_swapped(a, b)
+
     def unblock_client(self, c, with_error):
         return self.blocking.unblock(c, with_error)
 

@@ -74,11 +74,9 @@ def test_corpus(case, proto, valkey_server, optional_redis_server, target_server
 OPEN_BUGS = {
     ("server.txt", "command-getkeys"),
     ("server.txt", "command-getkeys-errors"),
-    ("server.txt", "command-getkeysandflags"),
     ("server.txt", "command-info"),
     ("server.txt", "command-list"),
     ("server.txt", "config-get-glob"),
-    ("server.txt", "config-get-single"),
     ("server.txt", "config-set-bool"),
     ("server.txt", "config-set-special"),
 }
