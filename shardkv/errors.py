@@ -28,6 +28,8 @@ AUTH_NOT_CONFIGURED = (
     "Are you sure your configuration is correct?"
 )
 NOPROTO = "NOPROTO unsupported protocol version"
+NX_XX_GT_LT = "ERR NX and XX, GT or LT options at the same time are not compatible"
+GT_AND_LT = "ERR GT and LT options at the same time are not compatible"
 INCR_NAN_OR_INF = "ERR increment would produce NaN or Infinity"
 
 

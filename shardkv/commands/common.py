@@ -55,6 +55,16 @@ def type_name(v):
     return getattr(v, "TYPE_NAME", "none")
 
 
+def typed_lookup(c, key, value_type, for_write=False):
+    """The value of value_type at key: None if absent, WRONGTYPE if another
+    type. A reading lookup counts a hit or a miss, a writing one does not."""
+    s = c.server
+    v = s.lookup_write(c.db, key) if for_write else s.lookup_read(c.db, key)
+    if v is not None and type(v) is not value_type:
+        raise ReplyError(errors.WRONGTYPE)
+    return v
+
+
 def get_string(c, key):
     """The string at key for a reading command: None if absent, WRONGTYPE
     if another type."""

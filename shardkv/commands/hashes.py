@@ -23,7 +23,7 @@ from shardkv import errors
 from shardkv.commands.common import (
     LLONG_MAX, OK, format_int, int_arg, notify, parse_int,
 )
-from shardkv.commands.keys import parse_cursor
+from shardkv.commands.keys import expire_flags, parse_cursor
 from shardkv.commands.table import command
 from shardkv.errors import ReplyError
 from shardkv.glob import glob_match
@@ -40,8 +40,6 @@ OUT_OF_RANGE = "ERR value is out of range"
 COUNT_OUT_OF_RANGE = ("ERR value is out of range, value must between -9223372036854775807 "
                       "and 9223372036854775807")
 RANDFIELD_TOO_MANY = "ERR HRANDFIELD count is too large for one reply"
-NX_XX_GT_LT = "ERR NX and XX, GT or LT options at the same time are not compatible"
-GT_AND_LT = "ERR GT and LT options at the same time are not compatible"
 
 LONG_MAX = LLONG_MAX
 # A negative HRANDFIELD count repeats fields: Valkey streams such a reply
@@ -592,27 +590,6 @@ def _find_fields(argv, start):
     return None
 
 
-def _expire_flags(opts):
-    nx = xx = gt = lt = False
-    for opt in opts:
-        o = opt.lower()
-        if o == b"nx":
-            nx = True
-        elif o == b"xx":
-            xx = True
-        elif o == b"gt":
-            gt = True
-        elif o == b"lt":
-            lt = True
-        else:
-            raise ReplyError("ERR Unsupported option " + opt.decode("latin-1"))
-    if nx and (xx or gt or lt):
-        raise ReplyError(NX_XX_GT_LT)
-    if gt and lt:
-        raise ReplyError(GT_AND_LT)
-    return nx, xx, gt, lt
-
-
 def _expire_time(c, raw, seconds, relative, name):
     """Valkey's convertExpireArgumentToUnixTime: a non-negative integer in
     seconds or ms, relative to now or absolute; absolute ms out."""
@@ -641,7 +618,7 @@ def _hexpire(c, argv, seconds, relative):
     fi = _find_fields(argv, 3)
     numfields = 0
     if fi is not None:
-        nx, xx, gt, lt = _expire_flags(argv[3:fi])
+        nx, xx, gt, lt = expire_flags(argv[3:fi])
         numfields = int_arg(argv[fi + 1])
     if numfields == 0 or numfields != len(argv) - fi - 2:
         raise ReplyError(NUMFIELDS)

@@ -377,9 +377,10 @@ def flushall(c, argv):
 
 # ---------------------------------------------------------------- expiry
 
-def _expire_flags(argv):
+def expire_flags(opts):
+    """The NX/XX/GT/LT options of EXPIRE and HEXPIRE families."""
     nx = xx = gt = lt = False
-    for opt in argv[3:]:
+    for opt in opts:
         o = opt.lower()
         if o == b"nx":
             nx = True
@@ -392,16 +393,16 @@ def _expire_flags(argv):
         else:
             raise ReplyError("ERR Unsupported option " + opt.decode("latin-1"))
     if nx and (xx or gt or lt):
-        raise ReplyError("ERR NX and XX, GT or LT options at the same time are not compatible")
+        raise ReplyError(errors.NX_XX_GT_LT)
     if gt and lt:
-        raise ReplyError("ERR GT and LT options at the same time are not compatible")
+        raise ReplyError(errors.GT_AND_LT)
     return nx, xx, gt, lt
 
 
 def _expire_generic(c, argv, relative, unit_ms):
     s, key = c.server, argv[1]
     name = c.current_cmd.name
-    nx, xx, gt, lt = _expire_flags(argv)
+    nx, xx, gt, lt = expire_flags(argv[3:])
     when = int_arg(argv[2])
     if unit_ms == 1000:
         if when > LLONG_MAX // 1000 or when < -(-LLONG_MIN // 1000):

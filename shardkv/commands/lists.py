@@ -17,7 +17,9 @@ import math
 from fractions import Fraction
 
 from shardkv import errors
-from shardkv.commands.common import NULL_ARRAY, OK, format_int, int_arg, notify, parse_float, parse_int
+from shardkv.commands.common import (
+    NULL_ARRAY, OK, format_int, int_arg, notify, parse_float, parse_int, typed_lookup,
+)
 from shardkv.commands.table import command
 from shardkv.errors import ReplyError
 from shardkv.native import _native
@@ -56,19 +58,11 @@ def _fill(c):
 
 
 def get_list(c, key):
-    """The list at key for a reading command: None if absent, WRONGTYPE if
-    another type."""
-    v = c.server.lookup_read(c.db, key)
-    if v is not None and type(v) is not ListValue:
-        raise ReplyError(errors.WRONGTYPE)
-    return v
+    return typed_lookup(c, key, ListValue)
 
 
 def get_list_for_write(c, key):
-    v = c.server.lookup_write(c.db, key)
-    if v is not None and type(v) is not ListValue:
-        raise ReplyError(errors.WRONGTYPE)
-    return v
+    return typed_lookup(c, key, ListValue, for_write=True)
 
 
 def _positive(b, error=MUST_BE_POSITIVE):

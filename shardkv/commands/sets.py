@@ -12,7 +12,7 @@ SPOP is not repeatable: it propagates as SREM of the members it popped (in
 batches of 1024), or as UNLINK/DEL when it emptied the set."""
 
 from shardkv import errors
-from shardkv.commands.common import LLONG_MAX, RespSet, format_int, int_arg, notify, parse_int
+from shardkv.commands.common import LLONG_MAX, RespSet, format_int, int_arg, notify, parse_int, typed_lookup
 from shardkv.commands.keys import parse_cursor
 from shardkv.commands.table import command
 from shardkv.errors import ReplyError
@@ -45,19 +45,11 @@ def limits(s):
 
 
 def read_set(c, key):
-    """The set at key for a reading command: None if absent, WRONGTYPE if
-    another type."""
-    v = c.server.lookup_read(c.db, key)
-    if v is not None and type(v) is not SetValue:
-        raise ReplyError(errors.WRONGTYPE)
-    return v
+    return typed_lookup(c, key, SetValue)
 
 
 def write_set(c, key):
-    v = c.server.lookup_write(c.db, key)
-    if v is not None and type(v) is not SetValue:
-        raise ReplyError(errors.WRONGTYPE)
-    return v
+    return typed_lookup(c, key, SetValue, for_write=True)
 
 
 # ---------------------------------------------------------------- one set
