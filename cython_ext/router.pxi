@@ -172,7 +172,7 @@ cdef class Router(LoopHandler):
         self.backend_side.router = self
 
     def set_topology(self, list shard_addrs, list slot_ranges):
-        """shard_addrs[i] = (host, port); slot_ranges[i] = [(first, last), ...]."""
+        """shard_addrs[i] = (host, port) or a unix socket path; slot_ranges[i] = [(first, last), ...]."""
         cdef int i, s
         self.shard_addrs = shard_addrs
         self.nshards = len(shard_addrs)
@@ -211,10 +211,14 @@ cdef class Router(LoopHandler):
 
     cdef Backend connect_backend(self, RouterClient c, int shard):
         cdef Backend b = Backend()
-        host, port = self.shard_addrs[shard]
-        s = _socket.socket(_socket.AF_INET6 if ":" in host else _socket.AF_INET, _socket.SOCK_STREAM)
+        addr = self.shard_addrs[shard]
+        if isinstance(addr, str):
+            # a unix socket path: cheaper per batch than loopback TCP
+            s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        else:
+            s = _socket.socket(_socket.AF_INET6 if ":" in addr[0] else _socket.AF_INET, _socket.SOCK_STREAM)
         s.setblocking(False)
-        err = s.connect_ex((host, port))
+        err = s.connect_ex(addr)
         if err not in (0, 115):   # 115: EINPROGRESS
             s.close()
             return None

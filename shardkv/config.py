@@ -30,7 +30,7 @@ def parse_memory(text: str) -> int:
 @dataclass
 class Directive:
     name: str
-    kind: str                 # bool int memory enum string save obuf
+    kind: str                 # bool int octal memory enum string save obuf
     default: object
     mutable: bool = True
     lo: int = None
@@ -46,6 +46,14 @@ class Directive:
             if t not in ("yes", "no"):
                 raise ConfigError("argument must be 'yes' or 'no'")
             return t == "yes"
+        if k == "octal":
+            try:
+                v = int(text, 8)
+            except ValueError:
+                raise ConfigError("argument couldn't be parsed into an integer") from None
+            if not self.lo <= v <= self.hi:
+                raise ConfigError(f"argument must be between {self.lo:o} and {self.hi:o} inclusive")
+            return v
         if k in ("int", "memory"):
             if k == "memory":
                 try:
@@ -93,6 +101,8 @@ class Directive:
             return "yes" if value else "no"
         if k in ("int", "memory"):
             return str(value)
+        if k == "octal":
+            return f"{value:o}"
         if k == "save":
             return " ".join(f"{s} {c}" for s, c in value)
         if k == "obuf":
@@ -128,6 +138,8 @@ LLONG = 2**63 - 1
 DIRECTIVES = [
     Directive("port", "int", 6379, lo=0, hi=65535),
     Directive("bind", "string", "127.0.0.1"),
+    Directive("unixsocket", "string", "", mutable=False),
+    Directive("unixsocketperm", "octal", 0, mutable=False, lo=0, hi=0o777),
     Directive("maxclients", "int", 10000, lo=1, hi=4294967295),
     Directive("timeout", "int", 0, lo=0, hi=2**31 - 1),
     Directive("requirepass", "string", "", sensitive=True),
@@ -182,6 +194,8 @@ DIRECTIVES = [
     # shardkv: the port the router connects to; clients on it get standalone
     # semantics (no MOVED/CROSSSLOT, SELECT allowed), 0 = none
     Directive("shard-router-port", "int", 0, mutable=False, lo=0, hi=65535),
+    # shardkv: the same as a unix socket (cheaper than loopback TCP), "" = none
+    Directive("shard-router-socket", "string", "", mutable=False),
     Directive("supervised", "enum", "no", mutable=False, choices=("upstart", "systemd", "auto", "no")),
 ]
 BY_NAME = {}

@@ -134,8 +134,13 @@ class RouterServer(_native.Router):
 
 
 def parse_shards(text):
+    """`host:port` or `unix:/path` per shard, comma-separated."""
     out = []
     for item in text.split(","):
-        host, _, port = item.strip().rpartition(":")
+        item = item.strip()
+        if item.startswith("unix:"):
+            out.append(item[5:])
+            continue
+        host, _, port = item.rpartition(":")
         out.append((host or "127.0.0.1", int(port)))
     return out

@@ -144,6 +144,7 @@ class Server(_native.ShardCore):
         port = self.config["port"]
         addrs = self.config["bind"].split() or ["127.0.0.1"]
         self.listen_sockets = []
+        self.unix_paths = []
         for addr in addrs:
             optional = addr.startswith("-")
             addr = addr.lstrip("-")
@@ -178,7 +179,28 @@ class Server(_native.ShardCore):
             s.setblocking(False)
             self.listen_sockets.append(s)
             self.listen_fd(s.fileno())
+        for key in ("unixsocket", "shard-router-socket"):
+            if self.config[key]:
+                self.listen_unix(self.config[key], self.config["unixsocketperm"])
         return port
+
+    def listen_unix(self, path, perm):
+        """A unix socket listener; a stale socket file from an earlier run is replaced."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if os.path.exists(path):
+                os.unlink(path)
+            s.bind(path)
+            if perm:
+                os.chmod(path, perm)
+        except OSError as e:
+            s.close()
+            raise SystemExit(f"shardkv: could not bind the unix socket {path}: {e.strerror}") from None
+        s.listen(self.config["tcp-backlog"])
+        s.setblocking(False)
+        self.listen_sockets.append(s)
+        self.unix_paths.append(path)
+        self.listen_fd(s.fileno())
 
     def client_connected(self, c):
         try:
@@ -188,6 +210,12 @@ class Server(_native.ShardCore):
                 local = s.getsockname()
             finally:
                 s.close()
+            if isinstance(local, str):
+                # a unix socket: Redis names both ends by the socket's path
+                c.addr = c.laddr = f"{local}:0"
+                if local == self.config["shard-router-socket"]:
+                    c.flags |= ROUTED
+                return
             c.addr = _format_addr(peer)
             c.laddr = _format_addr(local)
             if local[1] == self.config["shard-router-port"]:
@@ -300,6 +328,11 @@ class Server(_native.ShardCore):
         finally:
             for s in self.listen_sockets:
                 s.close()
+            for path in getattr(self, "unix_paths", ()):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
         log.info("shardkv is now ready to exit, bye bye...")
 
     def install_signal_handlers(self):

@@ -247,16 +247,18 @@ def client_reply(c, argv):
 
 def client_flags_text(c):
     out = ""
+    if c.flag(F["PUBSUB"]):
+        out += "P"
     if c.flag(F["MULTI"]):
         out += "x"
     if c.flag(F["BLOCKED"]):
         out += "b"
-    if c.flag(F["PUBSUB"]):
-        out += "P"
     if c.flag(F["DIRTY_CAS"]):
         out += "d"
     if c.close_after_reply:
         out += "c"
+    if c.addr.startswith("/"):
+        out += "U"    # a unix socket client: its addr is the socket's path
     if c.flag(F["READONLY"]):
         out += "r"
     if c.flag(F["NO_EVICT"]):

@@ -278,9 +278,10 @@ def shutdown(c, argv):
 # ---------------------------------------------------------------- DEBUG
 
 def is_local_client(c):
-    """A connection from the loopback interface (or without a socket)."""
+    """A connection from the loopback interface, a unix socket (its addr is
+    the socket's path) or without a socket."""
     addr = c.addr or ""
-    return not addr or addr.startswith("127.") or addr.startswith("::1") or addr.startswith("[::1]")
+    return (not addr or addr.startswith(("127.", "::1", "[::1]", "/")))
 
 
 def _digest_value(v):

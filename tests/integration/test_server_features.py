@@ -1,6 +1,7 @@
 """Server features that need a running event loop: active expiry, CLIENT
 PAUSE, the slow log and latency histograms, CLIENT KILL, idle timeouts."""
 
+import os
 import socket
 import threading
 import time
@@ -121,3 +122,22 @@ def test_idle_clients_are_closed_after_timeout(r, shardkv_port):
         time.sleep(0.2)
     assert idle_id not in [c["id"] for c in r.client_list()]
     idle.close()
+
+
+def test_unixsocket_serves_clients_with_the_socket_path_as_address(tmp_path):
+    from tests.integration.conftest import launch
+
+    path = str(tmp_path / "shardkv.sock")
+    srv = launch(["--unixsocket", path, "--unixsocketperm", "700"])
+    try:
+        client = redis.Redis(unix_socket_path=path)
+        assert client.set("k", "v") and client.get("k") == b"v"
+        me = client.client_info()
+        assert me["addr"] == f"{path}:0" and me["laddr"] == f"{path}:0"
+        assert "U" in me["flags"]
+        assert client.config_get("unixsocketperm") == {"unixsocketperm": "700"}
+        assert oct(os.stat(path).st_mode & 0o777) == "0o700"
+        client.close()
+    finally:
+        srv.cleanup()
+    assert not os.path.exists(path)   # removed on shutdown, as Redis does
