@@ -1,8 +1,11 @@
-"""Builds the Cython core (cython_ext/) into the extension module shardkv._native.
+"""Builds the Cython code (cython_ext/) into the extension modules:
+shardkv._native (the core: loop, RESP, keyspace, hot commands, router),
+shardkv._bitops (bit work over string values) and shardkv._hll (HyperLogLog).
 
 The server refuses to start without it: there is no pure-Python fallback.
 Set SHARDKV_ANNOTATE=1 to write cython -a HTML reports next to the sources, and
-SHARDKV_DEBUG=1 to build with assertions and without optimisation.
+SHARDKV_DEBUG=1 to build with assertions and without optimisation, and
+SHARDKV_ONLY=_bitops,_hll (module names) to build only those.
 """
 import os
 
@@ -12,12 +15,15 @@ from setuptools import Extension, setup
 debug = os.environ.get("SHARDKV_DEBUG") == "1"
 extra_compile_args = ["-O0", "-g"] if debug else ["-O2"]
 
+MODULES = {
+    "_native": "cython_ext/_native.pyx",
+    "_bitops": "cython_ext/bitops.pyx",
+    "_hll": "cython_ext/hll.pyx",
+}
+only = [m for m in os.environ.get("SHARDKV_ONLY", "").split(",") if m]
 extensions = [
-    Extension(
-        "shardkv._native",
-        ["cython_ext/_native.pyx"],
-        extra_compile_args=extra_compile_args,
-    ),
+    Extension("shardkv." + name, [source], extra_compile_args=extra_compile_args)
+    for name, source in MODULES.items() if not only or name in only
 ]
 
 setup(

@@ -1,0 +1,1 @@
+"""Bit work over string values (SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD)."""
