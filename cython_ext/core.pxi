@@ -65,6 +65,12 @@ DEF FAST_INCRBY = 5
 DEF FAST_DECRBY = 6
 DEF FAST_MGET = 7
 DEF FAST_MSET = 8
+DEF FAST_LPUSH = 9
+DEF FAST_RPUSH = 10
+DEF FAST_LPUSHX = 11
+DEF FAST_RPUSHX = 12
+DEF FAST_LPOP = 13
+DEF FAST_RPOP = 14
 
 CLIENT_FLAGS = dict(MULTI=CF_MULTI, DIRTY_CAS=CF_DIRTY_CAS, DIRTY_EXEC=CF_DIRTY_EXEC,
                     REPLY_OFF=CF_REPLY_OFF, REPLY_SKIP_NEXT=CF_REPLY_SKIP_NEXT,
@@ -73,7 +79,9 @@ CLIENT_FLAGS = dict(MULTI=CF_MULTI, DIRTY_CAS=CF_DIRTY_CAS, DIRTY_EXEC=CF_DIRTY_
                     MASTER=CF_MASTER, REPLICA=CF_REPLICA, EXECUTING=CF_EXECUTING,
                     PROTECTED=CF_PROTECTED, ROUTED=CF_ROUTED, ASKING=CF_ASKING)
 FAST_IDS = dict(get=FAST_GET, set=FAST_SET, incr=FAST_INCR, decr=FAST_DECR,
-                incrby=FAST_INCRBY, decrby=FAST_DECRBY, mget=FAST_MGET, mset=FAST_MSET)
+                incrby=FAST_INCRBY, decrby=FAST_DECRBY, mget=FAST_MGET, mset=FAST_MSET,
+                lpush=FAST_LPUSH, rpush=FAST_RPUSH, lpushx=FAST_LPUSHX, rpushx=FAST_RPUSHX,
+                lpop=FAST_LPOP, rpop=FAST_RPOP)
 TX_CONTROL = CMD_TX_CONTROL
 PUBSUB_CONTEXT = CMD_PUBSUB_CONTEXT
 
@@ -176,6 +184,7 @@ cdef class ShardCore(LoopHandler):
         self.feed_db = -1
         self.error_stats = {}
         self.proto_max_bulk_len = 512 * 1024 * 1024
+        self.list_fill = -2
         self.maxclients = 10000
         self.active_expire_enabled = True
         self.now_ms = mstime()

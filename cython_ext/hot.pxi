@@ -213,6 +213,102 @@ cdef int hot_mset(ShardCore s, Client c, list argv) except -1:
     return c.out.raw("+OK\r\n", 5)
 
 
+# ---------------------------------------------------------------- lists
+# LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP run here on the compiled ListValue
+# (listtype.pxi); the other list commands (shardkv/commands/lists.py) share
+# its methods, so the layout rules live in one place.
+
+cdef inline bint is_head_command(int which):
+    return which == FAST_LPUSH or which == FAST_LPUSHX or which == FAST_LPOP
+
+
+cdef int hot_push(ShardCore s, Client c, list argv, int which) except -1:
+    cdef object key = <object>PyList_GET_ITEM(argv, 1)
+    cdef object v = s.lookup_write(c.db, key)
+    cdef ListValue lv
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), i, total = 0
+    cdef bint head = is_head_command(which)
+    if v is None:
+        if which == FAST_LPUSHX or which == FAST_RPUSHX:
+            return c.out.integer(0)
+        lv = ListValue()
+        s.add_new(c.db, key, lv)
+    elif type(v) is not ListValue:
+        return s.error_reply(c, WRONGTYPE)
+    else:
+        lv = <ListValue>v
+        s.touch(c.db, key)
+    for i in range(2, argc):
+        total += PyBytes_GET_SIZE(<object>PyList_GET_ITEM(argv, i))
+    lv.grow_check(s.list_fill, total, argc - 2)
+    for i in range(2, argc):
+        if head:
+            lv.push_head(<object>PyList_GET_ITEM(argv, i))
+        else:
+            lv.push_tail(<object>PyList_GET_ITEM(argv, i))
+    s.dirty += argc - 2
+    if s.keyspace_event_hook is not None:
+        s.keyspace_event_hook("lpush" if head else "rpush", key, c.db.id)
+    return c.out.integer(lv.count)
+
+
+cdef int list_elements_removed(ShardCore s, Client c, object key, ListValue lv, bint head,
+                               Py_ssize_t n) except -1:
+    """listElementsRemoved: the key goes when the list is empty, else the
+    list may become a listpack again."""
+    if s.keyspace_event_hook is not None:
+        s.keyspace_event_hook("lpop" if head else "rpop", key, c.db.id)
+    if lv.count == 0:
+        s.delete(c.db, key)
+        if s.keyspace_event_hook is not None:
+            s.keyspace_event_hook("del", key, c.db.id)
+    else:
+        lv.shrink_check(s.list_fill)
+        s.touch(c.db, key)
+    s.dirty += n
+    return 0
+
+
+def list_removed(ShardCore s, Client c, object key, ListValue lv, bint head, Py_ssize_t n):
+    """list_elements_removed for the list commands written in Python."""
+    list_elements_removed(s, c, key, lv, head, n)
+
+
+cdef int hot_pop(ShardCore s, Client c, list argv, int which) except -1:
+    cdef Py_ssize_t argc = PyList_GET_SIZE(argv), i, n
+    cdef bint head = which == FAST_LPOP
+    cdef long long count = 0
+    cdef object key = <object>PyList_GET_ITEM(argv, 1)
+    cdef object arg, v
+    cdef ListValue lv
+    cdef list out
+    if argc > 3:
+        return s.error_reply(c, "ERR wrong number of arguments for '%s' command" % ("lpop" if head else "rpop"))
+    if argc == 3:
+        arg = <object>PyList_GET_ITEM(argv, 2)
+        if not parse_ll(PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg), &count) or count < 0:
+            return s.error_reply(c, "ERR value is out of range, must be positive")
+    v = s.lookup_write(c.db, key)
+    if v is None:
+        return c.out.null_array() if argc == 3 else c.out.null()
+    if type(v) is not ListValue:
+        return s.error_reply(c, WRONGTYPE)
+    lv = <ListValue>v
+    if argc == 2:
+        v = lv.pop_head() if head else lv.pop_tail()
+        list_elements_removed(s, c, key, lv, head, 1)
+        return c.out.bulk(v)
+    if count == 0:
+        return c.out.array(0)
+    out = lv.pop_range(head, count)
+    n = len(out)
+    list_elements_removed(s, c, key, lv, head, n)
+    c.out.array(n)
+    for v in out:
+        c.out.bulk(v)
+    return 0
+
+
 cdef int run_fast_command(ShardCore s, int which, Client c, list argv) except -1:
     if which == FAST_GET:
         return hot_get(s, c, argv)
@@ -230,6 +326,10 @@ cdef int run_fast_command(ShardCore s, int which, Client c, list argv) except -1
         return hot_mget(s, c, argv)
     if which == FAST_MSET:
         return hot_mset(s, c, argv)
+    if which >= FAST_LPUSH and which <= FAST_RPUSHX:
+        return hot_push(s, c, argv, which)
+    if which == FAST_LPOP or which == FAST_RPOP:
+        return hot_pop(s, c, argv, which)
     return 0
 
 

@@ -202,6 +202,7 @@ cdef class ShardCore(LoopHandler):
     cdef public bint cluster_mode
     cdef public list slot_targets          # per slot: None if served here, else "host:port" ("" unserved)
     cdef public long long proto_max_bulk_len
+    cdef public int list_fill              # list-max-listpack-size, for the hot list commands
     cdef public long long maxclients
     cdef public long long query_buffer_limit
     cdef public long long obuf_hard

@@ -79,7 +79,8 @@ class Server(_native.ShardCore):
         self.config.listeners.append(self.config_changed)
         self.latency = LatencyMonitor()
         for name in ("requirepass", "maxclients", "proto-max-bulk-len", "client-output-buffer-limit",
-                     "slowlog-log-slower-than", "client-query-buffer-limit", "maxmemory"):
+                     "slowlog-log-slower-than", "client-query-buffer-limit", "maxmemory",
+                     "list-max-listpack-size"):
             self.config_changed(name, self.config[name], None)
         self.slowlog_hook = self._slow_command
         self.blocking = Blocker(self)
@@ -105,6 +106,8 @@ class Server(_native.ShardCore):
             self.requirepass = value.encode() if value else None
         elif name == "maxclients":
             self.maxclients = value
+        elif name == "list-max-listpack-size":
+            self.list_fill = value
         elif name == "proto-max-bulk-len":
             self.proto_max_bulk_len = value
             for c in self.clients.values():

@@ -95,116 +95,55 @@ def _side(b):
 def _removed(c, key, v, head, n):
     """After n elements left v from one end (listElementsRemoved): the key
     goes when the list is empty, else the list may become a listpack."""
-    s = c.server
-    notify(c, "lpop" if head else "rpop", key)
-    if not v.count:
-        s.delete(c.db, key)
-        notify(c, "del", key)
-    else:
-        v.shrink_check(_fill(c))
-        s.touch(c.db, key)
-    s.dirty += n
-
-
-def _pop_range(v, head, count):
-    """Pops up to count elements from one end; the tail's come last first."""
-    n = min(count, v.count)
-    if head:
-        out = v.range(0, n - 1)
-        v.delete_range(0, n)
-    else:
-        out = v.range(v.count - n, v.count - 1)
-        out.reverse()
-        v.delete_range(v.count - n, v.count)
-    return out
+    _native.list_removed(c.server, c, key, v, head, n)
 
 
 # ---------------------------------------------------------------- push
-
-def _push(c, argv, head, existing_only):
-    s, key = c.server, argv[1]
-    v = s.lookup_write(c.db, key)
-    if v is None:
-        if existing_only:
-            return 0
-        v = ListValue()
-        s.add_new(c.db, key, v)
-    elif type(v) is not ListValue:
-        raise ReplyError(errors.WRONGTYPE)
-    else:
-        s.touch(c.db, key)
-    elements = argv[2:]
-    v.grow_check(_fill(c), sum(map(len, elements)), len(elements))
-    push = v.push_head if head else v.push_tail
-    for e in elements:
-        push(e)
-    s.dirty += len(elements)
-    notify(c, "lpush" if head else "rpush", key)
-    return v.count
-
+# LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP are hot commands: their bodies are
+# hot_push and hot_pop in cython_ext/hot.pxi.
 
 @command("lpush", -3, flags="write denyoom fast", acl="write list fast", keys=(1, 1, 1),
-         specs=PUSH_SPECS, group=LIST, complexity=PUSH_COMPLEXITY,
+         specs=PUSH_SPECS, group=LIST, fast=True, complexity=PUSH_COMPLEXITY,
          summary="Adds elements at the head of a list, creating it if needed; returns the new length.")
 def lpush(c, argv):
-    return _push(c, argv, True, False)
+    pass
 
 
 @command("rpush", -3, flags="write denyoom fast", acl="write list fast", keys=(1, 1, 1),
-         specs=PUSH_SPECS, group=LIST, complexity=PUSH_COMPLEXITY,
+         specs=PUSH_SPECS, group=LIST, fast=True, complexity=PUSH_COMPLEXITY,
          summary="Adds elements at the tail of a list, creating it if needed; returns the new length.")
 def rpush(c, argv):
-    return _push(c, argv, False, False)
+    pass
 
 
 @command("lpushx", -3, flags="write denyoom fast", acl="write list fast", keys=(1, 1, 1),
-         specs=PUSH_SPECS, group=LIST, since="2.2.0", complexity=PUSH_COMPLEXITY,
+         specs=PUSH_SPECS, group=LIST, fast=True, since="2.2.0", complexity=PUSH_COMPLEXITY,
          summary="Adds elements at the head of a list only if the list exists.")
 def lpushx(c, argv):
-    return _push(c, argv, True, True)
+    pass
 
 
 @command("rpushx", -3, flags="write denyoom fast", acl="write list fast", keys=(1, 1, 1),
-         specs=PUSH_SPECS, group=LIST, since="2.2.0", complexity=PUSH_COMPLEXITY,
+         specs=PUSH_SPECS, group=LIST, fast=True, since="2.2.0", complexity=PUSH_COMPLEXITY,
          summary="Adds elements at the tail of a list only if the list exists.")
 def rpushx(c, argv):
-    return _push(c, argv, False, True)
+    pass
 
 
 # ---------------------------------------------------------------- pop
 
-def _pop(c, argv, head):
-    if len(argv) > 3:
-        raise ReplyError(errors.wrong_arity(c.current_cmd.name))
-    has_count = len(argv) == 3
-    count = _positive(argv[2]) if has_count else 0
-    key = argv[1]
-    v = get_list_for_write(c, key)
-    if v is None:
-        return NULL_ARRAY if has_count else None
-    if not has_count:
-        e = v.pop(head)
-        _removed(c, key, v, head, 1)
-        return e
-    if not count:
-        return []
-    out = _pop_range(v, head, count)
-    _removed(c, key, v, head, len(out))
-    return out
-
-
 @command("lpop", -2, flags="write fast", acl="write list fast", keys=(1, 1, 1), specs=POP_SPECS,
-         group=LIST, complexity="O(N) where N is the number of elements returned",
+         group=LIST, fast=True, complexity="O(N) where N is the number of elements returned",
          summary="Removes and returns the first element of a list, or the first count elements.")
 def lpop(c, argv):
-    return _pop(c, argv, True)
+    pass
 
 
 @command("rpop", -2, flags="write fast", acl="write list fast", keys=(1, 1, 1), specs=POP_SPECS,
-         group=LIST, complexity="O(N) where N is the number of elements returned",
+         group=LIST, fast=True, complexity="O(N) where N is the number of elements returned",
          summary="Removes and returns the last element of a list, or the last count elements.")
 def rpop(c, argv):
-    return _pop(c, argv, False)
+    pass
 
 
 # ---------------------------------------------------------------- reading
@@ -473,7 +412,7 @@ def _pop_first(c, keys, head, count):
             e = v.pop(head)
             _removed(c, key, v, head, 1)
             return [key, e], [b"LPOP" if head else b"RPOP", key]
-        out = _pop_range(v, head, count)
+        out = v.pop_range(head, count)
         _removed(c, key, v, head, len(out))
         return [key, out], [b"LPOP" if head else b"RPOP", key, format_int(len(out))]
     return None
