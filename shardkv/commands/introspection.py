@@ -143,7 +143,7 @@ def command_getkeysandflags(c, argv):
     for i in idx:
         flags = []
         if decl.key_flags is not None:
-            flags = decl.key_flags(cmd_argv)
+            flags = decl.key_flags(cmd_argv, i)
         for spec in decl.key_specs if not flags else ():
             if i in spec.keys(cmd_argv):
                 flags = spec.flags

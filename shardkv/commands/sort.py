@@ -300,6 +300,7 @@ SORT_COMPLEXITY = ("O(N+M*log(M)) where N is the number of elements in the list 
          specs=["RO access: index 1, range 0 1 0", "RO access: unknown, unknown",
                 "OW update: unknown, unknown"],
          getkeys=_sort_getkeys, complexity=SORT_COMPLEXITY,
+         key_flags=lambda argv, i: ["RO", "access"] if i == 1 else ["OW", "update"],
          summary="Sorts the elements of a list, set or sorted set, optionally storing the result.")
 def sort(c, argv):
     return _sort(c, argv, False)

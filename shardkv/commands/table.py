@@ -140,7 +140,7 @@ class CommandDecl:
     internal: list[str] = field(default_factory=list)
     subcommands: dict = field(default_factory=dict)
     getkeys: object = None          # custom key finder for movablekeys commands
-    key_flags: object = None        # argv -> key-spec flags, for variable_flags commands
+    key_flags: object = None        # (argv, key index) -> key-spec flags, where the specs can't tell
     compiled: object = None
 
     @property
