@@ -1,9 +1,17 @@
 # The front router: clients connect to it as to a standalone Redis. Each
 # command is parsed only as far as its keys, hashed to a slot, and its raw
-# bytes are forwarded to the worker that owns the slot. Every client gets its
-# own connection to every worker, so connection state (SELECT, HELLO, AUTH,
-# CLIENT SETNAME) is simply sent to all of them, a MULTI lives on one worker,
-# and a blocking command blocks only its own client's connection.
+# bytes are forwarded to the worker that owns the slot.
+#
+# A client starts out "shared": its commands travel on one connection per
+# worker that every such client uses, so the batches of many clients reach a
+# worker in one write and their replies come back in one read. The first
+# command that needs a connection of its own (connection state such as SELECT,
+# HELLO, AUTH, CLIENT SETNAME; MULTI/WATCH; a blocking command; CLIENT ...)
+# makes the client "dedicated" for good: it gets its own connection to every
+# worker, so connection state is simply sent to all of them, a MULTI lives on
+# one worker, and a blocking command blocks only its own connection. The
+# switch waits until the client's commands on the shared connections have
+# been answered, so a worker never sees a client's commands out of order.
 #
 # Replies come back in command order: each command appends a Pending to the
 # client's FIFO, each worker connection keeps the Pendings it owes replies
@@ -76,13 +84,15 @@ cdef class Route:
     cdef public object decl
     cdef public bytes refusal
     cdef public dict subroutes   # for containers: lower-case subcommand -> Route
+    cdef public bint shareable   # may run on a connection shared by many clients
 
     def __init__(self, int kind, int first=0, int last=0, int step=0, decl=None, refusal=None,
-                 subroutes=None):
+                 subroutes=None, bint shareable=False):
         self.kind, self.first, self.last, self.step = kind, first, last, step
         self.decl = decl
         self.refusal = refusal
         self.subroutes = subroutes
+        self.shareable = shareable
 
 
 @cython.no_gc
@@ -94,10 +104,12 @@ cdef class Pending:
     cdef object extra
     cdef bytes reply
     cdef bint suppressed       # CLIENT REPLY OFF/SKIP: computed, never sent
+    cdef RouterClient client   # who is owed the reply
 
 
 cdef class Backend(Connection):
-    """A client's connection to one worker."""
+    """A connection to one worker: a dedicated client's own, or (client
+    None) the one shared by every client still in shared mode."""
     cdef RouterClient client
     cdef int shard
     cdef object waiting        # deque of (Pending or None, part index)
@@ -113,6 +125,9 @@ cdef class RouterClient(Connection):
     cdef public int watch_shard
     cdef public bint reply_off
     cdef public bint skip_next
+    cdef public bint dedicated       # has its own worker connections (see the top)
+    cdef public bint switching       # waits for its shared replies before it becomes dedicated
+    cdef Py_ssize_t shared_inflight  # its replies still owed on shared connections
 
     def __cinit__(self, *args, **kwargs):
         self.fifo = _deque()
@@ -160,6 +175,7 @@ cdef class Router(LoopHandler):
     cdef public long long stat_commands
     cdef public long long stat_connections
     cdef BackendSide backend_side
+    cdef list shared                   # per shard: the shared Backend, or None
     cdef public dict clients
     cdef public long long next_id
     cdef public object queue_check     # argv -> error reply bytes or None (the gate's checks)
@@ -176,6 +192,7 @@ cdef class Router(LoopHandler):
         cdef int i, s
         self.shard_addrs = shard_addrs
         self.nshards = len(shard_addrs)
+        self.shared = [None] * self.nshards
         for i, ranges in enumerate(slot_ranges):
             for first, last in ranges:
                 for s in range(first, last + 1):
@@ -204,12 +221,12 @@ cdef class Router(LoopHandler):
         self.stat_connections += 1
         self.next_id += 1
         self.clients[self.next_id] = c
-        c.backends = [None] * self.nshards
-        for i in range(self.nshards):
-            self.connect_backend(c, i)
+        c.backends = [None] * self.nshards    # connected when the client becomes dedicated
         return 0
 
     cdef Backend connect_backend(self, RouterClient c, int shard):
+        """A new connection to worker `shard`: the client's own, or with c
+        None the shared one."""
         cdef Backend b = Backend()
         addr = self.shard_addrs[shard]
         if isinstance(addr, str):
@@ -226,6 +243,9 @@ cdef class Router(LoopHandler):
         b.shard = shard
         b.waiting = _deque()
         self.loop.add_connection(b, s.detach(), self.backend_side)
+        if c is None:
+            self.shared[shard] = b
+            return b
         c.backends[shard] = b
         # a reconnected worker connection gets the client's state again
         for raw in c.state.values():
@@ -234,7 +254,13 @@ cdef class Router(LoopHandler):
         return b
 
     cdef Backend backend(self, RouterClient c, int shard):
-        cdef object b = c.backends[shard]
+        cdef object b
+        if not c.dedicated:
+            b = self.shared[shard]
+            if b is None or (<Backend>b).closed:
+                b = self.connect_backend(None, shard)
+            return <Backend>b if b is not None else None
+        b = c.backends[shard]
         if b is None or (<Backend>b).closed:
             b = self.connect_backend(c, shard)
         return <Backend>b if b is not None else None
@@ -255,7 +281,7 @@ cdef class Router(LoopHandler):
         cdef RouterClient c = <RouterClient>conn
         cdef RequestParser p = c.parser
         cdef object argv
-        while not c.close_after_reply and c.fd >= 0:
+        while not c.close_after_reply and c.fd >= 0 and not c.switching:
             argv = p.parse_next()
             if argv is None:
                 break
@@ -315,6 +341,8 @@ cdef class Router(LoopHandler):
             return 0
         b.out.raw(PyBytes_AS_STRING(raw), len(raw))
         b.waiting.append(waiting_entry(pend, part))
+        if b.client is None:
+            c.shared_inflight += 1
         self.loop.want_write(b)
         return 0
 
@@ -326,11 +354,14 @@ cdef class Router(LoopHandler):
             return self.complete_part(c, pend, 0, SHARD_DOWN)
         b.out.raw(raw, n)
         b.waiting.append(pend)
+        if b.client is None:
+            c.shared_inflight += 1
         self.loop.want_write(b)
         return 0
 
     cdef Pending expect(self, RouterClient c, int merge, int parts):
         cdef Pending pend = Pending()
+        pend.client = c
         pend.merge = merge
         if c.reply_off or c.skip_next:
             pend.suppressed = True
@@ -364,17 +395,29 @@ cdef class Router(LoopHandler):
         if ro is None:
             ro = self.routes.get((<bytes>argv[0]).lower())
         r = <Route>ro if ro is not None else None
-        if r is not None and r.kind == R_KEYED and c.multi_shard == NOT_IN_MULTI:
+        if r is not None and r.kind == R_KEYED and c.multi_shard == NOT_IN_MULTI \
+                and (r.shareable or c.dedicated):
             # the hot path: one shard, the command's bytes copied as they came
             shard = self.shard_for_keys(argv, r)
             if shard != CROSS:
                 return self.forward_raw(c, shard if shard >= 0 else 0, p.buf + p.cmd_start,
                                         p.start - p.cmd_start)
-        raw = PyBytes_FromStringAndSize(p.buf + p.cmd_start, p.start - p.cmd_start)
         if r is not None and r.subroutes is not None and len(argv) > 1:
             ro = r.subroutes.get((<bytes>argv[1]).lower())
             if ro is not None:
                 r = <Route>ro
+        if not c.dedicated and r is not None and not r.shareable:
+            if c.shared_inflight:
+                # its earlier commands are still on the shared connections:
+                # leave this one in the buffer and stop reading until they
+                # are answered (backend_data resumes)
+                p.start = p.cmd_start
+                self.stat_commands -= 1
+                c.switching = True
+                self.loop.pause_reading(c, True)
+                return 0
+            c.dedicated = True
+        raw = PyBytes_FromStringAndSize(p.buf + p.cmd_start, p.start - p.cmd_start)
         if r is not None and ((r.kind >= R_MULTI and r.kind <= R_REFUSED and r.kind != R_MOVABLE)
                               or r.kind == R_CLIENT_REPLY):
             # commands the router answers itself: check them as the gate would
@@ -611,9 +654,11 @@ cdef class Router(LoopHandler):
     cdef int backend_data(self, Backend b) except -1:
         cdef RequestParser p = b.parser
         cdef Py_ssize_t end
-        cdef RouterClient c = b.client
+        cdef RouterClient c, last = None
         cdef Pending pend
         cdef int part
+        cdef list touched = []
+        cdef bint shared = b.client is None
         while p.start < p.end:
             try:
                 end = scan_reply(<const unsigned char *>p.buf, p.start, p.end)
@@ -635,19 +680,40 @@ cdef class Router(LoopHandler):
             else:
                 po = item
                 part = 0
-            if po is None or c is None:
+            if po is None:
                 p.start = end
                 continue
             pend = <Pending>po
+            c = pend.client
+            if shared:
+                c.shared_inflight -= 1
+            if c.closed:
+                p.start = end
+                continue
+            if c is not last:
+                touched.append(c)
+                last = c
             if pend.merge == M_PASS and c.fifo and c.fifo[0] is pend and not pend.suppressed:
                 c.out.raw(p.buf + p.start, end - p.start)
                 c.fifo.popleft()
             else:
                 self.complete_part(c, pend, part, PyBytes_FromStringAndSize(p.buf + p.start, end - p.start))
             p.start = end
-        if c is not None:
+        for c in touched:
             self.drain(c)
+            if c.switching and not c.shared_inflight:
+                self.finish_switch(c)
         return 0
+
+    cdef int finish_switch(self, RouterClient c) except -1:
+        """Its shared replies are all in: the client goes on, dedicated,
+        with the command that waited."""
+        c.switching = False
+        c.dedicated = True
+        if c.closed:
+            return 0
+        self.loop.pause_reading(c, False)
+        return self.on_data(c)
 
     cdef int complete_part(self, RouterClient c, Pending pend, int part, bytes reply) except -1:
         if pend.merge == M_PASS:
@@ -699,19 +765,30 @@ cdef class Router(LoopHandler):
         return 0
 
     cdef int backend_closed(self, Backend b) except -1:
-        """A worker went away: what this client still waits for from it fails."""
+        """A worker went away: what clients still wait for from it fails."""
         cdef RouterClient c = b.client
-        if c is None:
-            return 0
+        cdef Pending pend
+        cdef list touched = []
+        if c is None and self.shared[b.shard] is b:
+            self.shared[b.shard] = None
         while b.waiting:
             item = b.waiting.popleft()
-            if type(item) is tuple:
-                self.complete_part(c, <Pending>(<tuple>item)[0], (<tuple>item)[1], SHARD_DOWN)
-            elif item is not None:
-                self.complete_part(c, <Pending>item, 0, SHARD_DOWN)
-        if c.multi_shard == b.shard:
+            if item is None:
+                continue
+            pend = <Pending>((<tuple>item)[0] if type(item) is tuple else item)
+            if c is None:
+                pend.client.shared_inflight -= 1
+            if pend.client.closed:
+                continue
+            self.complete_part(pend.client, pend, (<tuple>item)[1] if type(item) is tuple else 0, SHARD_DOWN)
+            if pend.client not in touched:
+                touched.append(pend.client)
+        if c is not None and c.multi_shard == b.shard:
             c.multi_dirty = True
-        self.drain(c)
+        for other in touched:
+            self.drain(<RouterClient>other)
+            if (<RouterClient>other).switching and not (<RouterClient>other).shared_inflight:
+                self.finish_switch(<RouterClient>other)
         return 0
 
     cdef bytes merge_parts(self, RouterClient c, Pending pend):

@@ -53,17 +53,33 @@ def build_routes():
     return routes
 
 
+# Route kinds, and commands, that need the client's own worker connections
+# (see the top of cython_ext/router.pxi): they change or reveal connection
+# state, or may hold the connection.
+NEEDS_OWN_CONNECTION_KINDS = {"state", "multi", "watch"}
+NEEDS_OWN_CONNECTION = {"client", "monitor", "wait", "waitaof", "sync", "psync", "replconf",
+                        "replicaof", "slaveof", "failover", "asking"}
+
+
+def _shareable(name, decl, kind):
+    if kind in NEEDS_OWN_CONNECTION_KINDS or name.split("|")[0] in NEEDS_OWN_CONNECTION:
+        return name == "client|reply"     # the router itself answers it
+    return "blocking" not in decl.flags and "pubsub" not in decl.flags
+
+
 def _route_for(name, decl):
     if name in REFUSED:
-        return _native.Route(K["refused"], refusal=f"-{REFUSED[name]}\r\n".encode())
+        return _native.Route(K["refused"], refusal=f"-{REFUSED[name]}\r\n".encode(), shareable=True)
     if name in SPECIAL:
-        kind = K[SPECIAL[name]]
-        return _native.Route(kind, decl.first_key, decl.last_key, decl.key_step, decl)
+        kind = SPECIAL[name]
+        return _native.Route(K[kind], decl.first_key, decl.last_key, decl.key_step, decl,
+                             shareable=_shareable(name, decl, kind))
     if "movablekeys" in decl.flags or decl.getkeys is not None:
-        return _native.Route(K["movable"], decl=decl)
+        return _native.Route(K["movable"], decl=decl, shareable=_shareable(name, decl, "movable"))
     if decl.first_key > 0:
-        return _native.Route(K["keyed"], decl.first_key, decl.last_key, decl.key_step, decl)
-    return _native.Route(K["any"], decl=decl)
+        return _native.Route(K["keyed"], decl.first_key, decl.last_key, decl.key_step, decl,
+                             shareable=_shareable(name, decl, "keyed"))
+    return _native.Route(K["any"], decl=decl, shareable=_shareable(name, decl, "any"))
 
 
 def gate_check(argv):

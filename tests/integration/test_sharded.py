@@ -318,3 +318,66 @@ def test_debug_digest_through_router_equals_a_single_server(deployment, r):
         r.set(f"d{i}", i)
         single.run("SET", f"d{i}", str(i))
     assert r.execute_command("DEBUG", "DIGEST") == single.run("DEBUG", "DIGEST")[1:-2]
+
+
+def _raw_pipeline(port, commands):
+    """Sends every command in one write on a fresh connection and returns
+    the replies, parsed by redis-py's RESP2 parser."""
+    from redis.connection import Connection
+    conn = Connection(port=port)
+    conn.connect()
+    try:
+        conn.send_packed_command([b"".join(b"".join(conn.pack_command(*cmd)) for cmd in commands)])
+        return [conn.read_response(disable_decoding=True) for _ in commands]
+    finally:
+        conn.disconnect()
+
+
+def test_switch_to_own_connections_keeps_the_clients_command_order(deployment):
+    # the SETs travel on the connections shared by stateless clients; CLIENT
+    # SETNAME makes this client take its own connections, and the GETs after
+    # it must still see every SET before it
+    keys = [f"order:{i}" for i in range(300)]
+    commands = [("SET", k, str(i)) for i, k in enumerate(keys)]
+    commands += [("CLIENT", "SETNAME", "switcher"), ("CLIENT", "GETNAME")]
+    commands += [("GET", k) for k in keys]
+    replies = _raw_pipeline(deployment.port, commands)
+    assert replies[:300] == [b"OK"] * 300
+    assert replies[300:302] == [b"OK", b"switcher"]
+    assert replies[302:] == [str(i).encode() for i in range(300)]
+
+
+def test_clients_sharing_worker_connections_get_only_their_own_replies(deployment):
+    import threading
+    errors = []
+
+    def client(n):
+        try:
+            c = redis.Redis(port=deployment.port)
+            for round_ in range(20):
+                pipe = c.pipeline(transaction=False)
+                for i in range(50):
+                    pipe.set(f"mine:{n}:{i}", f"{n}:{round_}:{i}")
+                    pipe.get(f"mine:{n}:{i}")
+                out = pipe.execute()
+                expected = [x for i in range(50) for x in (True, f"{n}:{round_}:{i}".encode())]
+                if out != expected:
+                    errors.append((n, round_))
+            c.close()
+        except Exception as e:   # reported below, not lost in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_a_client_leaving_with_replies_in_flight_does_not_disturb_others(deployment, r):
+    s = socket.create_connection(("127.0.0.1", deployment.port))
+    s.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$6\r\ngone:%d\r\n$1\r\nx\r\n" % (i % 10) for i in range(2000)))
+    s.close()
+    assert r.set("after-gone", "1") and r.get("after-gone") == b"1"
+    assert r.mget([f"gone:{i}" for i in range(3)]) is not None
