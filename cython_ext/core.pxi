@@ -490,7 +490,10 @@ cdef class ShardCore(LoopHandler):
         c.commands_processed += 1
         if self.stat_total_error_replies != errors_before:
             cmd.failed_calls += 1
-        if self.dirty != dirty_before and (cmd.flags & (CMD_WRITE | CMD_MAY_REPLICATE)):
+        # what moved the dirty counter is propagated, whatever the command's
+        # flags say (PFCOUNT is read-only but may rewrite its key's cache);
+        # EXEC's writes were propagated one by one, inside MULTI ... EXEC
+        if self.dirty != dirty_before and not (cmd.flags & CMD_TX_CONTROL):
             if c.rewrite is not None:
                 for r in c.rewrite:
                     self.propagate(c.db.id, <list>r)

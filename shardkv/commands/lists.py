@@ -13,12 +13,10 @@ had timed out."""
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
 
 from shardkv import errors
 from shardkv.commands.common import (
-    NULL_ARRAY, OK, format_int, int_arg, notify, parse_float, parse_int, typed_lookup,
+    NULL_ARRAY, OK, format_int, int_arg, notify, parse_int, parse_timeout, typed_lookup,
 )
 from shardkv.commands.table import command
 from shardkv.errors import ReplyError
@@ -40,9 +38,6 @@ COUNT_NEGATIVE = "ERR COUNT can't be negative"
 MAXLEN_NEGATIVE = "ERR MAXLEN can't be negative"
 NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
 COUNT_POSITIVE = "ERR count should be greater than 0"
-TIMEOUT_NOT_FLOAT = "ERR timeout is not a float or out of range"
-TIMEOUT_NEGATIVE = "ERR timeout is negative"
-TIMEOUT_OUT_OF_RANGE = "ERR timeout is out of range"
 
 PUSH_SPECS = ["RW insert: index 1, range 0 1 0"]
 POP_SPECS = ["RW access delete: index 1, range 0 1 0"]
@@ -489,57 +484,6 @@ def lmpop(c, argv):
 
 
 # ---------------------------------------------------------------- blocking
-
-def _ld_round(x):
-    """x rounded to the nearest x87 long double (64-bit significand)."""
-    if not x:
-        return x
-    a = abs(x)
-    k = a.numerator.bit_length() - a.denominator.bit_length() - 64
-    m = a / Fraction(2) ** k
-    while m >= 2**64:
-        k += 1
-        m /= 2
-    while m < 2**63:
-        k -= 1
-        m *= 2
-    q = m.numerator // m.denominator
-    rest = m - q
-    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and q & 1):
-        q += 1
-    r = q * Fraction(2) ** k
-    return r if x > 0 else -r
-
-
-def parse_timeout(c, b):
-    """A timeout in seconds as Valkey reads it (getTimeoutFromObjectOrReply):
-    a long double, times 1000, rounded up to whole milliseconds. Returns the
-    milliseconds to wait, 0 meaning forever."""
-    n = parse_int(b)
-    if n is not None:
-        ms = n * 1000
-    else:
-        f = parse_float(b)
-        if f is None:
-            raise ReplyError(TIMEOUT_NOT_FLOAT)
-        if math.isinf(f):
-            raise ReplyError(TIMEOUT_OUT_OF_RANGE if f > 0 else TIMEOUT_NEGATIVE)
-        try:
-            exact = Fraction(b.decode("ascii"))
-        except ValueError:
-            exact = Fraction(f)     # hexadecimal
-        ms = _ld_round(_ld_round(exact) * 1000)
-        if ms > LONG_MAX:
-            raise ReplyError(TIMEOUT_OUT_OF_RANGE)
-        ms = math.ceil(ms)
-    if ms > LONG_MAX:
-        raise ReplyError(TIMEOUT_OUT_OF_RANGE)
-    if ms < 0:
-        raise ReplyError(TIMEOUT_NEGATIVE)
-    if ms > 0 and ms > LONG_MAX - c.server.now_ms:
-        raise ReplyError(TIMEOUT_OUT_OF_RANGE)
-    return ms
-
 
 def _blocking_pop(c, keys, head, count, timeout_ms):
     """BLPOP/BRPOP/BLMPOP: pops now if a key has elements, else blocks until

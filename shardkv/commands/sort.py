@@ -22,9 +22,11 @@ What follows Valkey to the letter:
 - STORE writes a list (replacing the destination, no TTL kept), or deletes
   the destination when the result is empty, and replies the count.
 
-Sorted sets: when a zset type lands, its value class should offer
-`sort_elements()` returning the members in ascending score order (what the
-skiplist walk gives); SORT uses it for both the BY nosort and sorting paths.
+Sorted sets: ZSetValue.sort_elements() gives the members in ascending score
+order (the skiplist walk); SORT uses it for both the BY nosort and sorting
+paths. As Valkey does, SORT (and SORT_RO) leaves a sorted set it reads
+skiplist-encoded: once the options parse and the type checks, a listpack is
+converted for good.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from shardkv.errors import ReplyError
 from shardkv.native import _native
 from shardkv.types.list import ListValue
 from shardkv.types.set import SetValue
+from shardkv.types.zset import SKIPLIST
 
 ROUTED = _native.CLIENT_FLAGS["ROUTED"]
 NOT_DOUBLE = "ERR One or more scores can't be converted into double"
@@ -132,7 +135,10 @@ def _elements(v):
         return list(v)
     if type(v) is SetValue:
         return v.members()
-    return list(v.sort_elements())     # sorted set: ascending score order
+    # a sorted set: ascending score order; Valkey converts it to a skiplist
+    # to read it (zsetConvert in sortCommandGeneric), which OBJECT ENCODING shows
+    v.convert(SKIPLIST)
+    return list(v.sort_elements())
 
 
 def _sort(c, argv, readonly):

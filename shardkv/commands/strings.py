@@ -25,7 +25,8 @@ def get(c, argv):
 
 
 @command("set", -3, flags="write denyoom", acl="write string slow", keys=(1, 1, 1),
-         specs=["RW access update variable_flags: index 1, range 0 1 0"], group="string", fast=True,
+         specs=["RW access update variable_flags: index 1, range 0 1 0 | "
+                "RW and ACCESS due to the optional `GET` argument"], group="string", fast=True,
          key_flags=lambda argv, i: (["RW", "access", "update"] if any(a.lower() == b"get" for a in argv[3:])
                                  else ["OW", "update"]),
          summary="Stores a value at a key, with optional expiry and conditions.")

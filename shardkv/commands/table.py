@@ -31,14 +31,18 @@ class KeySpec:
     begin: ("index", n) or ("keyword", word, startfrom) or ("unknown",)
     find:  ("range", lastkey, keystep, limit) or ("keynum", keynumidx, firstkey, keystep)
            or ("unknown",)
+    notes: Valkey's free-text remark on the spec ("" for none)
     """
     flags: list[str]
     begin: tuple
     find: tuple
+    notes: str = ""
 
     @classmethod
     def parse(cls, text: str) -> "KeySpec":
-        """'RO access: index 1, range 0 1 0' and friends."""
+        """'RO access: index 1, range 0 1 0' and friends, optionally followed
+        by ' | notes text'."""
+        text, _, notes = text.partition(" | ")
         flags_part, _, rest = text.partition(":")
         begin_text, _, find_text = rest.partition(",")
         b = begin_text.split()
@@ -55,7 +59,7 @@ class KeySpec:
             find = ("keynum", int(f[1]), int(f[2]), int(f[3]))
         else:
             find = ("unknown",)
-        return cls(flags_part.split(), begin, find)
+        return cls(flags_part.split(), begin, find, notes)
 
     def reply(self):
         if self.begin[0] == "index":
@@ -73,8 +77,10 @@ class KeySpec:
                                                   b"keystep": self.find[3]}}
         else:
             find = {b"type": b"unknown", b"spec": {}}
-        return {b"flags": _native.RespSet([_native.Status(f.encode()) for f in self.flags]),
-                b"begin_search": begin, b"find_keys": find}
+        reply = {b"notes": self.notes.encode()} if self.notes else {}
+        reply.update({b"flags": _native.RespSet([_native.Status(f.encode()) for f in self.flags]),
+                      b"begin_search": begin, b"find_keys": find})
+        return reply
 
     def keys(self, argv: list[bytes]) -> list[int]:
         """Indexes of argv that this spec says are keys."""

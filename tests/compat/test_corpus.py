@@ -74,8 +74,6 @@ def test_corpus(case, proto, valkey_server, optional_redis_server, target_server
 OPEN_BUGS = {
     ("server.txt", "command-getkeys"),
     ("server.txt", "command-getkeys-errors"),
-    ("server.txt", "command-info"),
-    ("server.txt", "command-list"),
     ("server.txt", "config-get-glob"),
     ("server.txt", "config-set-bool"),
     ("server.txt", "config-set-special"),

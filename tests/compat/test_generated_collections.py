@@ -51,8 +51,8 @@ PROFILE = settings.get_profile(
 # ---------------------------------------------------------------- strategies
 
 KEYS = [b"a", b"b", b"c", b"\x00k"]
-# Strings (embstr and int encoded), set by every program's prologue; shardkv
-# has no sorted sets or streams, so the wrong types are strings.
+# Strings (embstr and int encoded), set by every program's prologue: the
+# wrong types are strings (sorted sets have their own generated test).
 WRONG_KEYS = [b"str", b"num"]
 PROLOGUE = [[b"SET", b"str", b"v"], [b"SET", b"num", b"10"]]
 
