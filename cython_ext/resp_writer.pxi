@@ -9,6 +9,7 @@
 #   bool -> boolean (integer in RESP2)
 #   Status -> +simple string         ReplyError -> -error
 #   Verbatim -> verbatim string (bulk in RESP2)   Push -> push (array in RESP2)
+#   DoubleText -> a double already printed (bulk string in RESP2)
 
 from cpython.bytes cimport PyBytes_Check, PyBytes_CheckExact
 from cpython.unicode cimport PyUnicode_Check
@@ -42,6 +43,13 @@ class Push(list):
     __slots__ = ()
 
 
+class DoubleText(bytes):
+    """The text of a double printed by the command itself (GEOPOS and
+    WITHCOORD print coordinates as Redis prints long doubles, 17 decimals):
+    a RESP3 double, a bulk string in RESP2."""
+    __slots__ = ()
+
+
 class _NullArray:
     __slots__ = ()
 
@@ -58,6 +66,7 @@ cdef object _Status = Status
 cdef object _RespSet = RespSet
 cdef object _Verbatim = Verbatim
 cdef object _Push = Push
+cdef object _DoubleText = DoubleText
 cdef object _NULL_ARRAY = NULL_ARRAY
 cdef object _ReplyError = ReplyError
 
@@ -242,6 +251,13 @@ cdef class ReplyBuffer:
             return self.raw("\r\n", 2)
         return self.bulk_cstr(PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
 
+    cdef int double_text(self, bytes s) except -1:
+        if self.proto == 3:
+            self.raw(",", 1)
+            self.raw(PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
+            return self.raw("\r\n", 2)
+        return self.bulk_cstr(PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
+
     cdef int boolean(self, bint b) except -1:
         if self.proto == 3:
             return self.raw("#t\r\n" if b else "#f\r\n", 4)
@@ -293,6 +309,8 @@ cdef class ReplyBuffer:
             return self.null_array()
         if t is _Verbatim:
             return self.verbatim(v, b"txt")
+        if t is _DoubleText:
+            return self.double_text(bytes(v))
         if t is _Push:
             self.push(len(v))
             for item in v:

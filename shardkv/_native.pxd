@@ -84,6 +84,7 @@ cdef class ReplyBuffer:
     cdef int set_header(self, long long n) except -1
     cdef int push(self, long long n) except -1
     cdef int double(self, double d) except -1
+    cdef int double_text(self, bytes s) except -1
     cdef int boolean(self, bint b) except -1
     cdef int verbatim(self, object text, bytes fmt) except -1
     cdef int value(self, object v) except -1
