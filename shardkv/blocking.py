@@ -87,8 +87,8 @@ class Blocker:
                 s.flush_propagation()
                 if served:
                     self._finish(w)
-                if s.peek(s.dbs[dbid], key) is None:
-                    break   # nothing left for the others in the queue
+                # every waiter's handler checks its key, so a key that went
+                # away still reaches them all (XREADGROUP's NOGROUP error)
 
     def _run_ready(self, w, key):
         """w.on_ready(key); an error it raises is the client's reply (as

@@ -189,6 +189,8 @@ DIRECTIVES = [
     Directive("set-max-listpack-value", "int", 64, lo=0, hi=2**63 - 1),
     Directive("zset-max-listpack-entries", "int", 128, lo=0, hi=2**63 - 1, aliases=("zset-max-ziplist-entries",)),
     Directive("zset-max-listpack-value", "int", 64, lo=0, hi=2**63 - 1, aliases=("zset-max-ziplist-value",)),
+    Directive("stream-node-max-bytes", "memory", 4096, lo=0, hi=2**63 - 1),
+    Directive("stream-node-max-entries", "int", 100, lo=0, hi=2**63 - 1),
     Directive("hll-sparse-max-bytes", "memory", 3000, lo=0, hi=2**63 - 1),
     Directive("cluster-enabled", "bool", False, mutable=False),
     Directive("cluster-config-file", "string", "nodes.conf", mutable=False),

@@ -108,7 +108,7 @@ class KeySpec:
             if lastkey >= 0:
                 last = start + lastkey
             elif limit > 1 and lastkey == -1:
-                last = start + (argc - 1 - start) // limit
+                last = start + (argc - start) // limit - 1
             else:
                 last = argc + lastkey
             return list(range(start, min(last, argc - 1) + 1, step))
