@@ -19,6 +19,7 @@ MODULES = {
     "_native": "cython_ext/_native.pyx",
     "_bitops": "cython_ext/bitops.pyx",
     "_hll": "cython_ext/hll.pyx",
+    "_rdbcodec": "cython_ext/rdbcodec.pyx",
 }
 only = [m for m in os.environ.get("SHARDKV_ONLY", "").split(",") if m]
 extensions = [

@@ -154,6 +154,12 @@ DIRECTIVES = [
     Directive("appendonly", "bool", False),
     Directive("appendfilename", "string", "appendonly.aof", mutable=False),
     Directive("appendfsync", "enum", "everysec", choices=("always", "everysec", "no")),
+    Directive("appenddirname", "string", "appendonlydir", mutable=False),
+    Directive("aof-load-truncated", "bool", True),
+    Directive("auto-aof-rewrite-percentage", "int", 100, lo=0, hi=2**31 - 1),
+    Directive("auto-aof-rewrite-min-size", "memory", 64 * 1024 * 1024, lo=0, hi=LLONG),
+    Directive("rdbcompression", "bool", True),
+    Directive("rdbchecksum", "bool", True, mutable=False),
     Directive("maxmemory", "memory", 0, lo=0, hi=LLONG),
     Directive("maxmemory-policy", "enum", "noeviction", choices=(
         "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",

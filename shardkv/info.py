@@ -85,17 +85,7 @@ def section_memory(s):
 
 
 def section_persistence(s):
-    return [
-        ("loading", "0"),
-        ("async_loading", "0"),
-        ("rdb_changes_since_last_save", str(s.dirty)),
-        ("rdb_bgsave_in_progress", "0"),
-        ("rdb_last_save_time", str(s.lastsave)),
-        ("rdb_last_bgsave_status", "ok"),
-        ("aof_enabled", "1" if s.config["appendonly"] else "0"),
-        ("aof_rewrite_in_progress", "0"),
-        ("aof_last_bgrewrite_status", "ok"),
-    ]
+    return s.persistence.info_fields()
 
 
 def section_stats(s):

@@ -23,6 +23,7 @@ SPECIAL = {
     "dbsize": "sum", "keys": "keys", "randomkey": "randomkey", "scan": "scan",
     "flushdb": "all_ok", "flushall": "all_ok", "config|set": "all_ok",
     "config|resetstat": "all_ok", "swapdb": "all_ok", "info": "info",
+    "save": "all_ok", "bgsave": "all_ok", "bgrewriteaof": "all_ok",
     "del": "split_sum", "unlink": "split_sum", "exists": "split_sum", "touch": "split_sum",
     "mget": "mget", "mset": "mset",
     "multi": "multi", "exec": "exec", "discard": "discard", "watch": "watch",

@@ -20,6 +20,7 @@ from shardkv.commands.observability import LatencyMonitor, record_slow_command
 from shardkv.commands.table import build_dispatch_table
 from shardkv.config import Config
 from shardkv.native import _native
+from shardkv.persistence.snapshot import Persistence
 
 log = logging.getLogger("shardkv")
 
@@ -65,7 +66,7 @@ class Server(_native.ShardCore):
         self.listen_socket = None
         self.slowlog = SlowLog()
         self.latency_events = {}
-        self.lastsave = int(time.time())
+        self.persistence = Persistence(self)
         self.cluster_enabled = False
         self.maxmemory = 0
         self.clients_paused_until = 0
@@ -122,6 +123,8 @@ class Server(_native.ShardCore):
             self.maxmemory = value
         elif name == "hz" and self.cron_handle is not None:
             pass  # the next cron tick picks the new period up
+        elif name in ("appendonly", "save", "stop-writes-on-bgsave-error"):
+            self.persistence.config_changed(name, value)
 
     def lfu_enabled(self):
         return "lfu" in self.config["maxmemory-policy"]
@@ -229,6 +232,14 @@ class Server(_native.ShardCore):
     def _before_sleep(self):
         if self.blocking.ready:
             self.blocking.serve_ready()
+        # the AOF is written (and with appendfsync always, fsynced) here,
+        # before the loop flushes this pass's replies
+        aof = self.persistence.aof
+        if aof is not None and aof.buf:
+            aof.before_sleep()
+
+    def after_flushall(self):
+        self.persistence.after_flushall()
 
     def after_swapdb(self, a, b):
         self.blocking.databases_swapped(a, b)
@@ -263,6 +274,7 @@ class Server(_native.ShardCore):
         if mono - last_t >= 0.1:
             self.stat_ops_samples.append((self.stat_numcommands - last_n) / (mono - last_t))
             self.last_ops_sample = (mono, self.stat_numcommands)
+        self.persistence.cron()
         self.cron_handle = self.loop.call_later(1000 / hz, self.cron)
 
     # ------------------------------------------------------------ client pause
@@ -321,14 +333,22 @@ class Server(_native.ShardCore):
             self.wake_writer(c)
 
     # ------------------------------------------------------------ run
+    @property
+    def lastsave(self):
+        return self.persistence.lastsave
+
     def serve_forever(self):
         self.install_signal_handlers()
+        # the data comes back (AOF, else RDB) before the shard reports READY
+        self.persistence.load_at_startup()
+        self._serving = True
         self.cron_handle = self.loop.call_later(1, self.cron)
         log.info("shardkv %s ready to accept connections on port %s", __version__, self.port)
         notify_systemd("READY=1\nSTATUS=Ready to accept connections")
         try:
             self.run_loop()
         finally:
+            self.persistence.on_exit()
             for s in self.listen_sockets:
                 s.close()
             for path in getattr(self, "unix_paths", ()):

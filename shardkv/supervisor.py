@@ -100,7 +100,9 @@ class Supervisor:
             argv = py + ["server"] + ([args.config] if args.config else []) + [
                 "--port", str(port), "--bind", self.bind, "--dir", args.dir, "--title", title,
                 "--cluster-enabled", "yes", "--cluster-config-file", conf,
-                "--shard-router-port", str(router_ports[i])]
+                "--shard-router-port", str(router_ports[i]),
+                # each shard's own snapshot and append-only file in the shared --dir
+                "--dbfilename", f"dump-shard{i}.rdb", "--appenddirname", f"appendonlydir-shard{i}"]
             if router_sockets[i]:
                 argv += ["--shard-router-socket", router_sockets[i]]
             for directive in args.directive or []:
@@ -217,6 +219,25 @@ def state_file(directory, port):
     return os.path.join(os.path.abspath(directory), f"shardkv-{port}.state.json")
 
 
+def check_layout(directory, shards):
+    """Data files of an earlier run belong to shards by index (dump-shard<i>.rdb,
+    appendonlydir-shard<i>): their slots are only right for the same number
+    of shards. Another number would need resharding, which does not exist
+    yet: refuse it, and record the number for the next start."""
+    path = os.path.join(directory, "shardkv-layout.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            before = json.load(f).get("shards")
+        if before is not None and before != shards:
+            raise SystemExit(f"shardkv: {directory} holds the data of {before} shards; starting {shards} "
+                             f"would need resharding, which shardkv cannot do yet (start with --shards "
+                             f"{before}, or use another --dir)")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"shards": shards}, f)
+    os.replace(tmp, path)
+
+
 def router_socket_path(directory, worker_port):
     """The unix socket a worker listens on for the routers, or None when the
     path would be longer than sun_path holds."""
@@ -246,6 +267,7 @@ def start(args):
     if args.shards < 1 or args.shards > 16384:
         raise SystemExit("shardkv: --shards must be between 1 and 16384")
     os.makedirs(args.dir, exist_ok=True)
+    check_layout(args.dir, args.shards)
     if os.path.exists(state_file(args.dir, args.port)):
         with open(state_file(args.dir, args.port)) as f:
             pid = json.load(f).get("supervisor")

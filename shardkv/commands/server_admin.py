@@ -132,7 +132,7 @@ def time_(c, argv):
          tips="nondeterministic_output", group=SERVER,
          summary="Returns the Unix time of the last successful save to disk.")
 def lastsave(c, argv):
-    return c.server.lastsave
+    return c.server.persistence.lastsave
 
 
 container("memory", -2, acl="slow", group=SERVER, since="4.0.0",
@@ -266,10 +266,9 @@ def shutdown(c, argv):
         if len(opts) > 1:
             raise ReplyError(errors.SYNTAX)
         raise ReplyError("ERR No shutdown in progress.")
-    if b"save" in opts and b"force" not in opts:
-        # SAVE must not stop a server that cannot write its snapshot: until
-        # RDB persistence exists that is every time, as when Redis fails to save
-        c.server.log_warning("SHUTDOWN SAVE refused: this server has no RDB persistence yet")
+    save = True if b"save" in opts else (False if b"nosave" in opts else None)
+    # a server that cannot write the snapshot it was asked for keeps running
+    if not c.server.persistence.prepare_shutdown(save, force=b"force" in opts):
         raise ReplyError("ERR Errors trying to SHUTDOWN. Check logs.")
     c.server.request_shutdown()
     return _native.NO_REPLY
@@ -369,6 +368,8 @@ def debug(c, argv):
             v = s.peek(c.db, key)
             out.append(Status(b"0" * 40 if v is None else _digest_value(v).hex().encode()))
         return out
+    if sub == b"reload":
+        return _debug_reload(s, argv[2:])
     if sub == b"protocol" and len(argv) == 3:
         return _debug_protocol(c, argv[2].lower())
     if sub == b"jmap" or sub == b"gc":
@@ -378,8 +379,36 @@ def debug(c, argv):
         return help_reply("DEBUG", [
             "SLEEP <seconds>", "SET-ACTIVE-EXPIRE <0|1>", "POPULATE <count> [<prefix>] [<size>]",
             "OBJECT <key>", "DIGEST", "DIGEST-VALUE <key> [<key> ...]", "PROTOCOL <type>",
+            "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
         ])
     raise ReplyError("ERR unknown subcommand or wrong number of arguments for '%s'. Try DEBUG HELP." % argv[1].decode("latin-1"))
+
+
+def _debug_reload(s, args):
+    """DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: saves the RDB file (unless
+    NOSAVE), empties the databases (unless NOFLUSH) and loads the file back."""
+    from shardkv._rdbcodec import RdbError
+    opts = {a.lower() for a in args}
+    if not opts <= {b"merge", b"noflush", b"nosave"}:
+        raise ReplyError("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+    p = s.persistence
+    if b"nosave" not in opts:
+        try:
+            p.save()
+        except (OSError, RdbError):
+            raise ReplyError("ERR") from None
+    try:
+        with open(p.rdb_path(), "rb") as f:
+            snap = p.parse_rdb(f.read())
+    except (OSError, RdbError) as e:
+        s.log_warning(f"DEBUG RELOAD: cannot load the RDB file: {e}")
+        raise ReplyError("ERR Error trying to load the RDB dump, check server logs.") from None
+    if b"noflush" not in opts:
+        for db in s.dbs:
+            db.data.clear()
+            db.expires.clear()
+    p.apply_snapshot(snap, replace=False)
+    return OK
 
 
 def _debug_protocol(c, name):

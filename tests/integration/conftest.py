@@ -180,8 +180,12 @@ def launch(args: list[str] = (), *, port: int | None = None, config_file: str | 
                     "--bind", HOST, "--save", "", "--appendonly", "no",
                     "--enable-debug-command", "yes", *args]
         else:
+            # a data directory of its own: save rules are on by default (as in
+            # Redis), and a dump.rdb left in the repository would be loaded by
+            # the next server started there
+            data_dir = [] if "--dir" in args else ["--dir", tempfile.mkdtemp(prefix="shardkv-it-")]
             argv = shardkv_command(*([config_file] if config_file else []),
-                                   *(["--port", str(p)] if pass_port else []), *args)
+                                   *(["--port", str(p)] if pass_port else []), *args, *data_dir)
         srv = ServerProcess(argv, p, password=password)
         if not wait:
             return srv

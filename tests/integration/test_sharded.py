@@ -46,7 +46,7 @@ class Deployment:
             [sys.executable, "-m", "shardkv", "start", "--shards", str(shards), "--port", str(self.port),
              "--worker-port", "0", "--dir", self.dir, "--directive", "enable-debug-command", "local"],
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        assert wait_for(lambda: self.state() is not None and redis.Redis(port=self.port).ping(), 20), \
+        assert wait_for(lambda: self.state() is not None and redis.Redis(port=self.port).ping(), 40), \
             self.log_text()
 
     def state(self):
