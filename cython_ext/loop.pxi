@@ -332,6 +332,34 @@ cdef class EventLoop:
                     self.flush(c)
         return 0
 
+    def process_events_once(self, Connection skip=None):
+        """One pass that does not wait, for a command that runs long (a
+        script): accepts, reads and flushes every connection except `skip`,
+        whose input waits for the command to end; runs no timers (Valkey's
+        processEventsWhileBlocked)."""
+        cdef epoll_event events[MAX_EVENTS]
+        cdef int n, i, fd
+        cdef uint32_t ev
+        cdef Connection c
+        n = epoll_wait(self.epfd, events, MAX_EVENTS, 0)
+        for i in range(n if n > 0 else 0):
+            fd = events[i].data.fd
+            ev = events[i].events
+            obj = self.conns.get(fd)
+            if obj is not None:
+                c = <Connection>obj
+                if ev & EPOLLOUT:
+                    self.flush(c)
+                    if c.fd < 0:
+                        continue
+                if c is not skip and (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) and not c.paused_reading:
+                    self.read_from(c)
+                continue
+            obj = self.listeners.get(fd)
+            if obj is not None:
+                self.accept_from(fd, <LoopHandler>obj)
+        self.flush_pending()
+
     def run(self, LoopHandler handler=None):
         """Runs until stop() is called."""
         cdef epoll_event events[MAX_EVENTS]

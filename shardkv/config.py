@@ -182,6 +182,7 @@ DIRECTIVES = [
     Directive("lazyfree-lazy-user-flush", "bool", True),
     Directive("lazyfree-lazy-server-del", "bool", True),
     Directive("lazyfree-lazy-eviction", "bool", True),
+    Directive("busy-reply-threshold", "int", 5000, lo=0, hi=LLONG, aliases=("lua-time-limit",)),
     Directive("active-expire-effort", "int", 1, lo=1, hi=10),
     Directive("stop-writes-on-bgsave-error", "bool", True),
     Directive("replica-read-only", "bool", True, aliases=("slave-read-only",)),

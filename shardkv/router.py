@@ -31,6 +31,11 @@ SPECIAL = {
     "client|reply": "client_reply",
     "debug": "debug",
     "cluster|countkeysinslot": "slot", "cluster|getkeysinslot": "slot",
+    # scripts and libraries must exist on every shard, so that EVALSHA and
+    # FCALL work wherever their keys land
+    "script|load": "all_ok", "script|flush": "all_ok",
+    "function|load": "all_ok", "function|delete": "all_ok", "function|flush": "all_ok",
+    "function|restore": "all_ok",
 }
 # Commands that cannot work through the router yet, with the reason.
 REFUSED = {
