@@ -431,9 +431,11 @@ cdef class ShardCore(LoopHandler):
         transaction so that EXEC aborts."""
         if cmd is not None:
             cmd.rejected_calls += 1
-        if (c.flags & CF_MULTI) and cmd is not None and cmd is self.exec_cmd:
-            # Valkey: a rejected EXEC ends the transaction and says why
-            self.discard_transaction(c)
+        if cmd is not None and cmd is self.exec_cmd:
+            # Valkey: a rejected EXEC ends the transaction (if any) and says
+            # why, as an EXECABORT even outside MULTI
+            if c.flags & CF_MULTI:
+                self.discard_transaction(c)
             msg = "EXECABORT Transaction discarded because of: " + (msg[4:] if msg.startswith("ERR ") else msg)
         elif c.flags & CF_MULTI:
             c.flags |= CF_DIRTY_EXEC
@@ -504,6 +506,9 @@ cdef class ShardCore(LoopHandler):
         if c.flags & (CF_REPLY_OFF | CF_REPLY_SKIP):
             c.out.length = reply_mark if reply_mark >= c.out.sent else c.out.length
             c.flags &= ~CF_REPLY_SKIP
+        if self.call_depth == 0 and self.after_call_hook is not None:
+            # pushes for the client that ran the command go after its reply
+            self.after_call_hook()
         if self.slowlog_threshold >= 0 and duration >= self.slowlog_threshold and self.slowlog_hook is not None \
                 and not (cmd.flags & CMD_SKIP_COMMANDLOG):
             self.slowlog_hook(c, argv, duration)

@@ -47,6 +47,7 @@ DEF R_INFO = 20
 DEF R_SLOT = 21          # argument 2 is a slot number (CLUSTER COUNTKEYSINSLOT ...)
 DEF R_CLIENT_REPLY = 22  # CLIENT REPLY: the router itself holds back replies
 DEF R_DEBUG = 23         # DEBUG: by key, XOR of digests, or every shard
+DEF R_SUBSCRIBE = 24     # (P|S)(UN)SUBSCRIBE: one reply per channel (see pubsub below)
 
 # how a Pending turns its parts into the client's reply
 DEF M_PASS = 0
@@ -60,6 +61,7 @@ DEF M_RANDOM = 7
 DEF M_DONE = 8
 DEF M_INFO = 9
 DEF M_XOR = 10
+DEF M_FRAMES = 11        # several reply frames of one command, sent together
 
 DEF NOT_IN_MULTI = -2
 DEF UNBOUND = -1
@@ -69,7 +71,8 @@ ROUTE_KINDS = dict(keyed=R_KEYED, any=R_ANY, state=R_STATE, all_ok=R_ALL_OK, sum
                    keys=R_KEYS, split_sum=R_SPLIT_SUM, mget=R_MGET, mset=R_MSET, scan=R_SCAN,
                    randomkey=R_RANDOMKEY, multi=R_MULTI, exec=R_EXEC, discard=R_DISCARD,
                    watch=R_WATCH, unwatch=R_UNWATCH, quit=R_QUIT, movable=R_MOVABLE,
-                   refused=R_REFUSED, info=R_INFO, slot=R_SLOT, client_reply=R_CLIENT_REPLY, debug=R_DEBUG)
+                   refused=R_REFUSED, info=R_INFO, slot=R_SLOT, client_reply=R_CLIENT_REPLY, debug=R_DEBUG,
+                   subscribe=R_SUBSCRIBE)
 
 cdef bytes CROSSSLOT = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
 cdef bytes SHARD_DOWN = b"-ERR shard unavailable, try again\r\n"
@@ -85,14 +88,16 @@ cdef class Route:
     cdef public bytes refusal
     cdef public dict subroutes   # for containers: lower-case subcommand -> Route
     cdef public bint shareable   # may run on a connection shared by many clients
+    cdef public bint pubsub_context   # allowed to a RESP2 client with subscriptions
 
     def __init__(self, int kind, int first=0, int last=0, int step=0, decl=None, refusal=None,
-                 subroutes=None, bint shareable=False):
+                 subroutes=None, bint shareable=False, bint pubsub_context=False):
         self.kind, self.first, self.last, self.step = kind, first, last, step
         self.decl = decl
         self.refusal = refusal
         self.subroutes = subroutes
         self.shareable = shareable
+        self.pubsub_context = pubsub_context
 
 
 @cython.no_gc
@@ -126,6 +131,11 @@ cdef class RouterClient(Connection):
     cdef public bint reply_off
     cdef public bint skip_next
     cdef public bint dedicated       # has its own worker connections (see the top)
+    cdef object subs                 # pub/sub: {kind: {name: None}}, as the workers will have it
+    cdef public int sub_shard        # the worker holding its shard-channel subscriptions, -1 none
+    cdef public Py_ssize_t sub_total # how many subscriptions the model holds
+    cdef public int proto            # 2 or 3, as its last successful-looking HELLO said
+    cdef list held_messages          # messages that wait for the replies owed before them
     cdef public bint switching       # waits for its shared replies before it becomes dedicated
     cdef Py_ssize_t shared_inflight  # its replies still owed on shared connections
 
@@ -135,6 +145,9 @@ cdef class RouterClient(Connection):
         self.multi_shard = NOT_IN_MULTI
         self.watch_shard = -1
         self.backends = []
+        self.subs = {b"subscribe": {}, b"psubscribe": {}, b"ssubscribe": {}}
+        self.sub_shard = -1
+        self.proto = 2
 
 
 cdef inline object waiting_entry(Pending pend, int part):
@@ -159,6 +172,17 @@ cdef class BackendSide(LoopHandler):
     cdef int on_close(self, Connection conn) except -1:
         self.router.backend_closed(<Backend>conn)
         return 0
+
+
+cdef inline bint is_message_frame(const char *p, Py_ssize_t n):
+    """A pub/sub message (message, pmessage, smessage), RESP2 or RESP3."""
+    if n < 16 or (p[0] != c'>' and p[0] != c'*') or p[2] != c'\r':
+        return False
+    if p[1] == c'3':
+        return memcmp(p + 4, b"$7\r\nmessage\r\n", 13) == 0 or memcmp(p + 4, b"$8\r\nsmessage\r\n", 14) == 0
+    if p[1] == c'4':
+        return memcmp(p + 4, b"$8\r\npmessage\r\n", 14) == 0
+    return False
 
 
 cdef inline bint is_null_reply(bytes r):
@@ -396,7 +420,7 @@ cdef class Router(LoopHandler):
             ro = self.routes.get((<bytes>argv[0]).lower())
         r = <Route>ro if ro is not None else None
         if r is not None and r.kind == R_KEYED and c.multi_shard == NOT_IN_MULTI \
-                and (r.shareable or c.dedicated):
+                and (r.shareable or c.dedicated) and not (c.sub_total and c.proto == 2):
             # the hot path: one shard, the command's bytes copied as they came
             shard = self.shard_for_keys(argv, r)
             if shard != CROSS:
@@ -406,6 +430,12 @@ cdef class Router(LoopHandler):
             ro = r.subroutes.get((<bytes>argv[1]).lower())
             if ro is not None:
                 r = <Route>ro
+        if c.sub_total and c.proto == 2 and r is not None and not r.pubsub_context:
+            # a RESP2 client with subscriptions: the rule of its worker, here
+            # (its other commands go to other workers)
+            return self.local_reply(c, b"-ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                                       b"PING / QUIT / RESET are allowed in this context\r\n"
+                                    % (<str>r.decl.name).encode())
         if not c.dedicated and r is not None and not r.shareable:
             if c.shared_inflight:
                 # its earlier commands are still on the shared connections:
@@ -423,11 +453,13 @@ cdef class Router(LoopHandler):
             # commands the router answers itself: check them as the gate would
             err = self.queue_check(argv)
             if err is not None:
-                if c.multi_shard != NOT_IN_MULTI:
-                    if r.kind == R_EXEC:
-                        # Valkey: a rejected EXEC ends the transaction and says why
+                if r.kind == R_EXEC:
+                    # Valkey: a rejected EXEC ends the transaction (if any)
+                    # and says why, as an EXECABORT even outside MULTI
+                    if c.multi_shard != NOT_IN_MULTI:
                         self.end_multi(c, b"", False, True)
-                        return self.local_reply(c, b"-EXECABORT Transaction discarded because of: " + err[5:])
+                    return self.local_reply(c, b"-EXECABORT Transaction discarded because of: " + err[5:])
+                if c.multi_shard != NOT_IN_MULTI:
                     c.multi_dirty = True
                 return self.local_reply(c, err)
         if c.multi_shard != NOT_IN_MULTI:
@@ -442,6 +474,15 @@ cdef class Router(LoopHandler):
                 return self.local_reply(c, err if err is not None else CROSSSLOT)
             return self.forward(c, shard if shard >= 0 else 0, raw)
         if r.kind == R_STATE:
+            name = (<bytes>argv[0]).lower()
+            if name == b"hello" and len(argv) > 1 and argv[1] in (b"2", b"3"):
+                c.proto = 2 if argv[1] == b"2" else 3
+            elif name == b"reset":
+                c.proto = 2
+                for table in (<dict>c.subs).values():
+                    (<dict>table).clear()
+                c.sub_total = 0
+                c.sub_shard = -1
             c.state[(<bytes>argv[0]).lower() + b" " + (argv[1].lower() if len(argv) > 1 else b"")] = raw
             return self.broadcast(c, raw, M_FIRST)
         if r.kind == R_ALL_OK:
@@ -464,6 +505,8 @@ cdef class Router(LoopHandler):
             return self.split(c, argv, raw, 2, M_ALL_OK)
         if r.kind == R_SCAN:
             return self.route_scan(c, argv, raw)
+        if r.kind == R_SUBSCRIBE:
+            return self.route_subscribe(c, argv, raw)
         if r.kind == R_CLIENT_REPLY:
             mode = (<bytes>argv[2]).lower() if len(argv) > 2 else b""
             if mode == b"on":
@@ -620,6 +663,62 @@ cdef class Router(LoopHandler):
             part += 1
         return 0
 
+    # ------------------------------------------------------------ pub/sub
+    # Channel and pattern subscriptions live on worker 0, shard channels on
+    # the worker of their slot; PUBLISH goes to every worker (each delivers
+    # to its own subscribers), so a router client hears every message once.
+    # The router keeps a model of each client's subscriptions, so that it
+    # knows how many confirmations a command brings (one per channel) and
+    # when a RESP2 client is in the subscribed context. Messages are
+    # recognised in the worker's stream and passed on at once.
+
+    cdef int route_subscribe(self, RouterClient c, list argv, bytes raw) except -1:
+        cdef bytes name = (<bytes>argv[0]).lower()
+        cdef bint adding = not name.startswith(b"un") and not name.startswith(b"pun") \
+            and not name.startswith(b"sun")
+        cdef bytes kind = name if adding else (b"subscribe" if name == b"unsubscribe" else
+                                               b"psubscribe" if name == b"punsubscribe" else b"ssubscribe")
+        cdef dict mine = <dict>(<dict>c.subs)[kind]
+        cdef int shard = 0
+        cdef Py_ssize_t n
+        cdef Pending pend
+        err = self.queue_check(argv)
+        if err is not None:
+            return self.local_reply(c, err)
+        if kind == b"ssubscribe":
+            if len(argv) > 1:
+                shard = self.shard_for_keys(argv, Route(R_KEYED, 1, -1, 1))
+                if shard == CROSS or (adding and c.sub_shard >= 0 and shard != c.sub_shard):
+                    return self.local_reply(c, CROSSSLOT)
+            if c.sub_shard >= 0:
+                shard = c.sub_shard
+        names = argv[1:]
+        n = len(names) if names else max(1, len(mine))
+        if adding:
+            for ch in names:
+                mine[ch] = None
+            if kind == b"ssubscribe":
+                c.sub_shard = shard
+        elif names:
+            for ch in names:
+                mine.pop(ch, None)
+        else:
+            mine.clear()
+        c.sub_total = sum(len(<dict>t) for t in (<dict>c.subs).values())
+        if not (<dict>c.subs)[b"ssubscribe"]:
+            c.sub_shard = -1
+        pend = self.expect(c, M_FRAMES, n)
+        b = self.backend(c, shard)
+        if b is None:
+            for i in range(n):
+                self.complete_part(c, pend, i, SHARD_DOWN)
+            return 0
+        (<Backend>b).out.raw(PyBytes_AS_STRING(raw), len(raw))
+        for i in range(n):
+            (<Backend>b).waiting.append(waiting_entry(pend, i))
+        self.loop.want_write(<Backend>b)
+        return 0
+
     cdef int route_scan(self, RouterClient c, list argv, bytes raw) except -1:
         """SCAN over every shard in turn: the cursor's low bits name the shard."""
         cdef int bits = 0, shard
@@ -667,8 +766,22 @@ cdef class Router(LoopHandler):
                 return 0
             if end == -1:
                 break
-            if p.buf[p.start] == c'>':
-                p.start = end    # pushes belong to pub/sub, which the router does not carry yet
+            if not shared and is_message_frame(p.buf + p.start, end - p.start) \
+                    and (p.buf[p.start] == c'>' or b.client.sub_total):
+                # a published message: to its subscriber, after the replies
+                # it is still owed (its own PUBLISH's, as Valkey orders them)
+                c = b.client
+                if not c.closed:
+                    if c.fifo:
+                        if c.held_messages is None:
+                            c.held_messages = []
+                        c.held_messages.append(PyBytes_FromStringAndSize(p.buf + p.start, end - p.start))
+                    else:
+                        c.out.raw(p.buf + p.start, end - p.start)
+                    if c is not last:
+                        touched.append(c)
+                        last = c
+                p.start = end
                 continue
             if not b.waiting:
                 p.start = end
@@ -758,6 +871,10 @@ cdef class Router(LoopHandler):
             c.fifo.popleft()
             if not pend.suppressed:
                 c.out.raw(PyBytes_AS_STRING(pend.reply), len(pend.reply))
+        if not c.fifo and c.held_messages:
+            for m in c.held_messages:
+                c.out.raw(PyBytes_AS_STRING(<bytes>m), len(<bytes>m))
+            c.held_messages = None
         if c.out.length > c.out.sent:
             self.loop.want_write(c)
         elif c.close_after_reply and not c.fifo:
@@ -793,6 +910,8 @@ cdef class Router(LoopHandler):
 
     cdef bytes merge_parts(self, RouterClient c, Pending pend):
         cdef list parts = pend.parts
+        if pend.merge == M_FRAMES:
+            return b"".join(parts)
         if pend.merge == M_FIRST:
             return parts[0]
         for r in parts:

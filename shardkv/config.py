@@ -30,7 +30,7 @@ def parse_memory(text: str) -> int:
 @dataclass
 class Directive:
     name: str
-    kind: str                 # bool int octal memory enum string save obuf
+    kind: str                 # bool int octal memory enum string save obuf events
     default: object
     mutable: bool = True
     lo: int = None
@@ -93,6 +93,12 @@ class Directive:
             return rules
         if k == "obuf":
             return parse_obuf_limits(text, None)
+        if k == "events":
+            from shardkv.pubsub import parse_events
+            try:
+                return parse_events(text)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         return text
 
     def format(self, value) -> str:
@@ -107,6 +113,9 @@ class Directive:
             return " ".join(f"{s} {c}" for s, c in value)
         if k == "obuf":
             return " ".join(f"{cls} {h} {s} {sec}" for cls, (h, s, sec) in value.items())
+        if k == "events":
+            from shardkv.pubsub import format_events
+            return format_events(value)
         return value if value is not None else ""
 
 
@@ -174,7 +183,7 @@ DIRECTIVES = [
     Directive("latency-monitor-threshold", "int", 0, lo=0, hi=LLONG),
     Directive("tcp-keepalive", "int", 300, lo=0, hi=2**31 - 1),
     Directive("tcp-backlog", "int", 511, mutable=False, lo=0, hi=2**31 - 1),
-    Directive("notify-keyspace-events", "string", ""),
+    Directive("notify-keyspace-events", "events", 0),
     Directive("enable-debug-command", "enum", "no", mutable=False, choices=("no", "yes", "local")),
     Directive("protected-mode", "bool", True),
     Directive("lazyfree-lazy-expire", "bool", True),

@@ -24,6 +24,10 @@ SPECIAL = {
     "flushdb": "all_ok", "flushall": "all_ok", "config|set": "all_ok",
     "config|resetstat": "all_ok", "swapdb": "all_ok", "info": "info",
     "save": "all_ok", "bgsave": "all_ok", "bgrewriteaof": "all_ok",
+    # every worker delivers to its own subscribers; the counts add up
+    "publish": "sum",
+    "subscribe": "subscribe", "unsubscribe": "subscribe", "psubscribe": "subscribe",
+    "punsubscribe": "subscribe", "ssubscribe": "subscribe", "sunsubscribe": "subscribe",
     "del": "split_sum", "unlink": "split_sum", "exists": "split_sum", "touch": "split_sum",
     "mget": "mget", "mset": "mset",
     "multi": "multi", "exec": "exec", "discard": "discard", "watch": "watch",
@@ -74,6 +78,12 @@ def _shareable(name, decl, kind):
 
 
 def _route_for(name, decl):
+    route = _plain_route_for(name, decl)
+    route.pubsub_context = "pubsub_context" in decl.internal
+    return route
+
+
+def _plain_route_for(name, decl):
     if name in REFUSED:
         return _native.Route(K["refused"], refusal=f"-{REFUSED[name]}\r\n".encode(), shareable=True)
     if name in SPECIAL:

@@ -16,6 +16,7 @@ from collections import deque
 
 from shardkv import REDIS_VERSION, __version__
 from shardkv.blocking import Blocker
+from shardkv.pubsub import PubSub
 from shardkv.commands.observability import LatencyMonitor, record_slow_command
 from shardkv.commands.table import build_dispatch_table
 from shardkv.config import Config
@@ -85,6 +86,8 @@ class Server(_native.ShardCore):
             self.config_changed(name, self.config[name], None)
         self.slowlog_hook = self._slow_command
         self.blocking = Blocker(self)
+        self.pubsub = PubSub(self)
+        self.pubsub.set_event_flags(self.config["notify-keyspace-events"])
         self.before_sleep_hook = self._before_sleep
         self.topology = None
         if self.config["cluster-enabled"]:
@@ -109,6 +112,8 @@ class Server(_native.ShardCore):
             self.maxclients = value
         elif name == "list-max-listpack-size":
             self.list_fill = value
+        elif name == "notify-keyspace-events" and hasattr(self, "pubsub"):
+            self.pubsub.set_event_flags(value)
         elif name == "proto-max-bulk-len":
             self.proto_max_bulk_len = value
             for c in self.clients.values():
@@ -247,8 +252,13 @@ class Server(_native.ShardCore):
     def unblock_client(self, c, with_error):
         return self.blocking.unblock(c, with_error)
 
+    def on_client_reset(self, c):
+        """RESET: the client listens to nothing any more."""
+        self.pubsub.forget(c)
+
     def client_closed(self, c):
         self.blocking.forget(c)
+        self.pubsub.forget(c)
         if c in self.paused_clients:
             self.paused_clients.remove(c)
 
