@@ -274,10 +274,17 @@ class PubSub:
         if not flags & event_class(event):
             return
         ev = event.encode()
+        peers = self.server.peers if self.server.topology is not None else None
         if flags & KEYSPACE:
-            self.publish(b"__keyspace@%d__:" % dbid + key, ev)
+            channel = b"__keyspace@%d__:" % dbid + key
+            self.publish(channel, ev)
+            if peers is not None:
+                peers.forward_event(channel, ev)
         if flags & KEYEVENT:
-            self.publish(b"__keyevent@%d__:" % dbid + ev, key)
+            channel = b"__keyevent@%d__:" % dbid + ev
+            self.publish(channel, key)
+            if peers is not None:
+                peers.forward_event(channel, key)
 
     # ------------------------------------------------------------ introspection
     def channel_names(self, table, pattern):

@@ -16,6 +16,7 @@ from collections import deque
 
 from shardkv import REDIS_VERSION, __version__
 from shardkv.blocking import Blocker
+from shardkv.peers import Peers
 from shardkv.pubsub import PubSub
 from shardkv.commands.observability import LatencyMonitor, record_slow_command
 from shardkv.commands.table import build_dispatch_table
@@ -87,6 +88,7 @@ class Server(_native.ShardCore):
         self.slowlog_hook = self._slow_command
         self.blocking = Blocker(self)
         self.pubsub = PubSub(self)
+        self.peers = Peers(self)
         self.pubsub.set_event_flags(self.config["notify-keyspace-events"])
         self.before_sleep_hook = self._before_sleep
         self.topology = None

@@ -14,6 +14,7 @@ from shardkv.errors import ReplyError
 from shardkv.native import _native
 
 GROUP = "pubsub"
+ROUTED = _native.CLIENT_FLAGS["ROUTED"]
 SUBSCRIBE_FLAGS = "pubsub noscript loading stale"
 
 
@@ -86,7 +87,14 @@ def sunsubscribe(c, argv):
                      "and M is the total number of subscribed patterns (by any client)."),
          summary="Posts a message to a channel; returns how many subscribers received it.")
 def publish(c, argv):
-    return _pubsub(c).publish(argv[1], argv[2])
+    n = _pubsub(c).publish(argv[1], argv[2])
+    s = c.server
+    if s.topology is None or c.flag(ROUTED):
+        # a standalone server, or the router / a peer worker asking this
+        # worker to deliver to its own subscribers
+        return n
+    n = s.peers.publish(c, argv[1], argv[2], n)
+    return NO_REPLY if n is None else n
 
 
 @command("spublish", 3, flags="pubsub loading stale fast", acl="pubsub fast", keys=(1, 1, 1),

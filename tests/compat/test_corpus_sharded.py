@@ -19,9 +19,6 @@ SHARDED_DIFFERENCES: dict[tuple[str, str], str] = {
     ("scripting.txt", "eval-redis-api"): (
         "a script that declares no keys runs on shard 0 and may not touch keys of other shards "
         "(Redis Cluster's 'non local key' error)"),
-    ("pubsub.txt", "keyspace-events"): (
-        "a router client's subscriptions live on worker 0: keyspace events of keys on other "
-        "workers do not reach it yet (workers do not forward messages to each other)"),
 }
 
 

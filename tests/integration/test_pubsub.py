@@ -102,3 +102,42 @@ def test_resp2_subscriber_through_the_router_gets_the_subscribed_context_error(d
         assert conn.read_response() == b"OK"
     finally:
         conn.disconnect()
+
+
+def test_publish_on_a_worker_reaches_every_worker_and_the_router(deployment):
+    workers = deployment.workers()
+    on_router = redis.Redis(port=deployment.port, protocol=2).pubsub()
+    on_router.subscribe("spread")
+    _subscribed(on_router, 1)
+    direct = []
+    for w in workers:
+        ps = redis.Redis(port=w["port"], protocol=2).pubsub()
+        ps.subscribe("spread")
+        _subscribed(ps, 1)
+        direct.append(ps)
+    publisher = redis.Redis(port=workers[-1]["port"])
+    for i in range(10):
+        assert publisher.publish("spread", f"x{i}") == 1 + len(workers)
+    expected = [f"x{i}".encode() for i in range(10)]
+    assert [m["data"] for m in _messages(on_router, 10)] == expected
+    for ps in direct:
+        assert [m["data"] for m in _messages(ps, 10)] == expected
+        ps.close()
+    on_router.close()
+
+
+def test_router_subscriber_hears_keyspace_events_of_every_worker(deployment):
+    router = redis.Redis(port=deployment.port, protocol=2)
+    router.config_set("notify-keyspace-events", "KEA")
+    try:
+        ps = router.pubsub()
+        ps.psubscribe("__keyevent@0__:set")
+        _subscribed(ps, 1)
+        keys = [f"ev:{i}" for i in range(30)]     # spread over every worker
+        for k in keys:
+            router.set(k, "1")
+        got = sorted(m["data"] for m in _messages(ps, len(keys)))
+        assert got == sorted(k.encode() for k in keys)
+        ps.close()
+    finally:
+        router.config_set("notify-keyspace-events", "")
