@@ -469,11 +469,16 @@ cdef class ShardCore(LoopHandler):
         try:
             if cmd.fast:
                 self.run_fast(cmd.fast, c, argv)
+                if self.tracking_hook is not None and (cmd.flags & CMD_READONLY):
+                    self.tracking_hook(c, cmd, argv)
             else:
                 try:
                     ret = cmd.handler(c, argv)
                     if ret is not _NO_REPLY:
                         c.out.value(ret)
+                    if self.tracking_hook is not None and (cmd.flags & CMD_READONLY):
+                        # client-side caching remembers the keys it read
+                        self.tracking_hook(c, cmd, argv)
                 except ReplyError as e:
                     self.error_reply(c, e.message)
                 except MemoryError:

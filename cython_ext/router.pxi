@@ -175,9 +175,13 @@ cdef class BackendSide(LoopHandler):
 
 
 cdef inline bint is_message_frame(const char *p, Py_ssize_t n):
-    """A pub/sub message (message, pmessage, smessage), RESP2 or RESP3."""
+    """A pub/sub message (message, pmessage, smessage), RESP2 or RESP3, or a
+    client-side caching invalidation (a RESP3 push)."""
     if n < 16 or (p[0] != c'>' and p[0] != c'*') or p[2] != c'\r':
         return False
+    if p[0] == c'>' and p[1] == c'2':
+        return memcmp(p + 4, b"$10\r\ninvalidate\r\n", 17) == 0 or \
+            memcmp(p + 4, b"$21\r\ntracking-redir-broken\r\n", 28) == 0
     if p[1] == c'3':
         return memcmp(p + 4, b"$7\r\nmessage\r\n", 13) == 0 or memcmp(p + 4, b"$8\r\nsmessage\r\n", 14) == 0
     if p[1] == c'4':

@@ -230,6 +230,7 @@ cdef class ShardCore(LoopHandler):
     cdef public object keyspace_event_hook # (event, key, db id)
     cdef public object modified_hook       # (db, key): blocked clients, tracking
     cdef public object after_call_hook     # (): after the outermost call's reply (deferred pushes)
+    cdef public object tracking_hook       # (client, cmd, argv) after a read-only command, while clients track
     cdef public object before_sleep_hook
 
     cdef int process_input(self, Client c) except -1

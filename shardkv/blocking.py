@@ -54,7 +54,7 @@ class Blocker:
         c.blocked = w
         if timeout_ms > 0:
             w.timer = self.server.loop.call_later(timeout_ms, lambda: self._timeout(w))
-        self.server.modified_hook = self.key_modified
+        self.server.modified_hook = self.server.key_modified
         return _native.NO_REPLY
 
     def key_modified(self, db, key):

@@ -60,7 +60,7 @@ def section_clients(s):
         ("client_recent_max_input_buffer", str(max((c.input_pending for c in s.clients.values()), default=0))),
         ("client_recent_max_output_buffer", str(max((c.output_pending for c in s.clients.values()), default=0))),
         ("blocked_clients", str(blocked)),
-        ("tracking_clients", "0"),
+        ("tracking_clients", str(len(s.tracking.clients))),
         ("clients_in_timeout_table", str(blocked)),
     ]
 

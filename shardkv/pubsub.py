@@ -219,6 +219,10 @@ class PubSub:
             n += self._deliver(c, Push([b"smessage", channel, message]))
         return n
 
+    def deliver(self, c, push):
+        """Writes one push (or RESP2 message) to c; 1 if it was delivered."""
+        return self._deliver(c, push)
+
     def _deliver(self, c, push):
         if c.closed:
             return 0

@@ -20,6 +20,7 @@ SPECIAL = {
     "select": "state", "hello": "state", "auth": "state", "reset": "state",
     "client|setname": "state", "client|setinfo": "state", "client|no-touch": "state",
     "client|no-evict": "state", "readonly": "state", "readwrite": "state",
+    "client|tracking": "state", "client|caching": "all_ok",
     "dbsize": "sum", "keys": "keys", "randomkey": "randomkey", "scan": "scan",
     "flushdb": "all_ok", "flushall": "all_ok", "config|set": "all_ok",
     "config|resetstat": "all_ok", "swapdb": "all_ok", "info": "info",

@@ -18,6 +18,7 @@ from shardkv import REDIS_VERSION, __version__
 from shardkv.blocking import Blocker
 from shardkv.peers import Peers
 from shardkv.pubsub import PubSub
+from shardkv.tracking import Tracking
 from shardkv.commands.observability import LatencyMonitor, record_slow_command
 from shardkv.commands.table import build_dispatch_table
 from shardkv.config import Config
@@ -89,6 +90,7 @@ class Server(_native.ShardCore):
         self.blocking = Blocker(self)
         self.pubsub = PubSub(self)
         self.peers = Peers(self)
+        self.tracking = Tracking(self)
         self.pubsub.set_event_flags(self.config["notify-keyspace-events"])
         self.before_sleep_hook = self._before_sleep
         self.topology = None
@@ -239,6 +241,8 @@ class Server(_native.ShardCore):
     def _before_sleep(self):
         if self.blocking.ready:
             self.blocking.serve_ready()
+        if self.tracking.bcast_pending:
+            self.tracking.before_sleep()
         # the AOF is written (and with appendfsync always, fsynced) here,
         # before the loop flushes this pass's replies
         aof = self.persistence.aof
@@ -247,6 +251,18 @@ class Server(_native.ShardCore):
 
     def after_flushall(self):
         self.persistence.after_flushall()
+        self.after_flush()
+
+    def after_flush(self):
+        """FLUSHALL or FLUSHDB: tracking clients drop what they cached."""
+        if self.tracking.clients:
+            self.tracking.flushed()
+
+    def key_modified(self, db, key):
+        """The modified_hook while some client blocks or tracks keys."""
+        self.blocking.key_modified(db, key)
+        if self.tracking.clients:
+            self.tracking.key_modified(key)
 
     def after_swapdb(self, a, b):
         self.blocking.databases_swapped(a, b)
@@ -255,12 +271,14 @@ class Server(_native.ShardCore):
         return self.blocking.unblock(c, with_error)
 
     def on_client_reset(self, c):
-        """RESET: the client listens to nothing any more."""
+        """RESET: the client listens to nothing and tracks nothing any more."""
         self.pubsub.forget(c)
+        self.tracking.disable(c)
 
     def client_closed(self, c):
         self.blocking.forget(c)
         self.pubsub.forget(c)
+        self.tracking.forget(c)
         if c in self.paused_clients:
             self.paused_clients.remove(c)
 

@@ -2,7 +2,7 @@
 
 import hmac
 
-from shardkv import REDIS_VERSION, errors
+from shardkv import errors
 from shardkv.commands.common import NO_REPLY, OK, Status, Verbatim, int_arg, parse_int
 from shardkv.commands.keys import help_reply
 from shardkv.commands.table import command, container
@@ -11,6 +11,11 @@ from shardkv.native import _native
 
 F = _native.CLIENT_FLAGS
 CONN = "connection"
+
+# HELLO's version: redis-py enables its client-side cache only for a server
+# that says it is Redis 7.4 or later (the tracking shardkv serves is 7.4's);
+# INFO keeps the 7.2.4 that Valkey reports.
+HELLO_VERSION = "7.4.0"
 
 
 @command("ping", -1, flags="fast", acl="fast connection",
@@ -143,7 +148,7 @@ def hello(c, argv):
         c.proto = ver
     return {
         b"server": b"redis",
-        b"version": REDIS_VERSION.encode(),
+        b"version": HELLO_VERSION.encode(),
         b"proto": c.proto,
         b"id": c.id,
         b"mode": b"cluster" if s.cluster_enabled else b"standalone",
@@ -245,7 +250,13 @@ def client_reply(c, argv):
     raise ReplyError(errors.SYNTAX)
 
 
+def _redirect(c):
+    st = c.server.tracking.state(c)
+    return -1 if st is None else st.redirect
+
+
 def client_flags_text(c):
+    st = c.server.tracking.state(c)
     out = ""
     if c.flag(F["PUBSUB"]):
         out += "P"
@@ -253,6 +264,12 @@ def client_flags_text(c):
         out += "x"
     if c.flag(F["BLOCKED"]):
         out += "b"
+    if st is not None:
+        out += "t"
+        if st.broken:
+            out += "R"
+        if st.bcast:
+            out += "B"
     if c.flag(F["DIRTY_CAS"]):
         out += "d"
     if c.close_after_reply:
@@ -282,7 +299,8 @@ def client_info_line(s, c):
         ("watch", len(c.watched)), ("qbuf", c.input_pending), ("qbuf-free", 0), ("argv-mem", 0),
         ("multi-mem", 0), ("rbs", 16384), ("rbp", 0), ("obl", 0), ("oll", 0),
         ("omem", c.output_pending), ("tot-mem", c.input_pending + c.output_pending),
-        ("events", "r"), ("cmd", cmd), ("user", "default"), ("redir", -1), ("resp", c.proto),
+        ("events", "r"), ("cmd", cmd), ("user", "default"),
+        ("redir", _redirect(c)), ("resp", c.proto),
         ("lib-name", (c.lib_name or b"").decode("latin-1")),
         ("lib-ver", (c.lib_ver or b"").decode("latin-1")),
         ("tot-net-in", c.bytes_in), ("tot-net-out", c.bytes_out), ("tot-cmds", c.commands_processed),
@@ -454,8 +472,8 @@ def client_unblock(c, argv):
          summary="Returns the id of the client receiving this connection's tracking invalidations, or -1.",
          **CLIENT_SUB)
 def client_getredir(c, argv):
-    redirect = getattr(c, "tracking_redirect", None)
-    return -1 if redirect is None else redirect
+    st = c.server.tracking.state(c)
+    return -1 if st is None else st.redirect
 
 
 @command("client|help", 2, flags="loading stale", acl="slow connection", group=CONN, since="5.0.0",

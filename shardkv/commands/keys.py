@@ -357,6 +357,9 @@ def flushdb(c, argv):
     _flush_option(argv)
     s = c.server
     s.dirty += flush_database(s, c.db) + 1
+    hook = getattr(s, "after_flush", None)
+    if hook is not None:
+        hook()
     return OK
 
 

@@ -195,9 +195,7 @@ def entries_reply(items):
 def _signal_ready(c, key):
     """signalKeyAsReady without signalModifiedKey: wakes blocked readers
     (a destroyed group answers them NOGROUP) but leaves WATCH alone."""
-    hook = c.server.modified_hook
-    if hook is not None:
-        hook(c.db, key)
+    c.server.blocking.key_modified(c.db, key)
 
 
 def _nogroup(key, group, suffix=""):

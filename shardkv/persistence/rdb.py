@@ -446,6 +446,11 @@ def write_snapshot(server, out, compress=True, checksum=True, aof_base=False, us
     _aux(w, b"ctime", b"%d" % int(time.time()))
     _aux(w, b"used-mem", b"%d" % used_mem)
     _aux(w, b"aof-base", b"1" if aof_base else b"0")
+    # function libraries, before the keys, as Valkey writes them
+    engine = getattr(server, "_scripting", None)
+    for lib in (engine.libraries.values() if engine is not None else ()):
+        w.write_byte(OP_FUNCTION2)
+        w.write_string(lib.code)
     written = 0
     for db in dbs:
         w.write_byte(OP_SELECTDB)
@@ -509,6 +514,7 @@ class Snapshot:
     def __init__(self):
         self.dbs = {}
         self.aux = {}
+        self.functions = []   # the code of each function library, in file order
         self.keys = 0
         self.expired_skipped = 0
         self.end = 0
@@ -565,9 +571,7 @@ def load_snapshot(data, limits=None, now_ms=None, databases=16, check_crc=True, 
             r.read_len()
             continue
         if op == OP_FUNCTION2:
-            r.read_string()
-            if log:
-                log("ignoring a function library stored in the RDB file (functions are not supported)")
+            snap.functions.append(r.read_string())
             continue
         if op == OP_EOF:
             break

@@ -395,6 +395,14 @@ class Persistence:
         contents go); otherwise keys are added to what is there."""
         from shardkv.commands.hashes import track_volatile
         s = self.s
+        if snap.functions:
+            from shardkv.scripting.engine import engine_of
+            engine = engine_of(s)
+            for code in snap.functions:
+                try:
+                    engine.load_library(bytes(code), True)
+                except Exception as e:
+                    raise rdb.RdbError(f"a function library of the file does not load: {e}") from None
         volatile = []
         for dbid, entries in snap.dbs.items():
             db = s.dbs[dbid]

@@ -19,6 +19,11 @@ SHARDED_DIFFERENCES: dict[tuple[str, str], str] = {
     ("scripting.txt", "eval-redis-api"): (
         "a script that declares no keys runs on shard 0 and may not touch keys of other shards "
         "(Redis Cluster's 'non local key' error)"),
+    ("connection.txt", "client-misc"): "CLIENT KILL is refused through the router (connect to a shard)",
+    ("tracking.txt", "tracking-several-keys-and-flush"): (
+        "FLUSHALL reaches every worker, and each sends its invalidate null (valkey: one)"),
+    ("tracking.txt", "tracking-default-mode"): (
+        "invalidation pushes from another worker may arrive a reply later through the router"),
 }
 
 

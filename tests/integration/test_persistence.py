@@ -511,3 +511,18 @@ def test_redis_aof_directory_loads_in_shardkv(tmp_path):
         same_data(expected, read_all(client(srv)), encodings=False)
     finally:
         srv.cleanup()
+
+
+def test_function_libraries_are_saved_and_loaded_with_the_snapshot(tmp_path):
+    from tests.integration.conftest import launch
+    srv = launch(["--dir", str(tmp_path), "--enable-debug-command", "yes"])
+    try:
+        r = redis.Redis(port=srv.port)
+        code = "#!lua name=savedlib\nredis.register_function('hello', function() return 'hi' end)"
+        assert r.function_load(code) == "savedlib" or r.function_load(code, replace=True)
+        r.set("k", "v")
+        assert r.execute_command("DEBUG", "RELOAD") in (b"OK", "OK", True)
+        assert r.fcall("hello", 0) in (b"hi", "hi")
+        assert r.get("k") in (b"v", "v")
+    finally:
+        srv.cleanup()
