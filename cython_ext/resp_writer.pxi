@@ -330,6 +330,11 @@ cdef class ReplyBuffer:
     def add_error(self, msg):
         self.error(msg)
 
+    def add_encoded(self, bytes data):
+        """Appends bytes already in RESP (a message encoded once for many
+        subscribers)."""
+        self.raw(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
     def getvalue(self):
         return PyBytes_FromStringAndSize(self.data + self.sent, self.length - self.sent)
 

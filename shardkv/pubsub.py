@@ -200,23 +200,39 @@ class PubSub:
     # ------------------------------------------------------------ delivery
     def publish(self, channel, message):
         """Delivers to the channel's subscribers, then to the subscribers of
-        every matching pattern; returns how many deliveries were made."""
+        every matching pattern; returns how many deliveries were made. Each
+        message is encoded once per protocol, not once per subscriber."""
         n = 0
         members = self.channels.get(channel)
         if members:
-            for c in list(members):
-                n += self._deliver(c, Push([b"message", channel, message]))
+            n += self._fan_out(members, [b"message", channel, message])
         if self.patterns:
             for pattern, members in list(self.patterns.items()):
                 if glob_match(pattern, channel):
-                    for c in list(members):
-                        n += self._deliver(c, Push([b"pmessage", pattern, channel, message]))
+                    n += self._fan_out(members, [b"pmessage", pattern, channel, message])
         return n
 
     def spublish(self, channel, message):
+        members = self.shard_channels.get(channel)
+        return self._fan_out(members, [b"smessage", channel, message]) if members else 0
+
+    def _fan_out(self, members, parts):
+        body = b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+        encoded = {2: b"*%d\r\n" % len(parts) + body, 3: b">%d\r\n" % len(parts) + body}
+        limits = self.server.config["client-output-buffer-limit"]["pubsub"]
+        me = self.server.current_client
         n = 0
-        for c in list(self.shard_channels.get(channel, ())):
-            n += self._deliver(c, Push([b"smessage", channel, message]))
+        for c in list(members):
+            if c.closed:
+                continue
+            n += 1
+            if c is me:
+                # the command's own reply comes first, as in Valkey
+                self.deferred.append((c, Push(parts)))
+                self.server.after_call_hook = self._flush_deferred
+                continue
+            c.out.add_encoded(encoded[c.proto])
+            self._after_write(c, limits)
         return n
 
     def deliver(self, c, push):
@@ -232,13 +248,16 @@ class PubSub:
             self.server.after_call_hook = self._flush_deferred
             return 1
         c.out.add(push)
-        if self._over_limit(c):
+        self._after_write(c, self.server.config["client-output-buffer-limit"]["pubsub"])
+        return 1
+
+    def _after_write(self, c, limits):
+        if self._over_limit(c, limits):
             self.server.log_warning(
                 "Client id=%d scheduled to be closed ASAP for overcoming of output buffer limits." % c.id)
             self.server.close_client(c)
         else:
             self.server.wake_writer(c)
-        return 1
 
     def _flush_deferred(self):
         pending, self.deferred = self.deferred, []
@@ -248,10 +267,10 @@ class PubSub:
                 c.out.add(push)
                 self.server.wake_writer(c)
 
-    def _over_limit(self, c):
+    def _over_limit(self, c, limits):
         """client-output-buffer-limit pubsub: hard at once, soft after
         soft-seconds over it in a row."""
-        hard, soft, seconds = self.server.config["client-output-buffer-limit"]["pubsub"]
+        hard, soft, seconds = limits
         used = c.output_pending
         if hard and used >= hard:
             return True

@@ -141,3 +141,27 @@ def test_router_subscriber_hears_keyspace_events_of_every_worker(deployment):
         ps.close()
     finally:
         router.config_set("notify-keyspace-events", "")
+
+
+def test_a_slow_subscriber_past_the_pubsub_buffer_limit_is_disconnected():
+    import socket
+
+    from tests.integration.conftest import launch
+    srv = launch()
+    try:
+        r = redis.Redis(port=srv.port)
+        r.config_set("client-output-buffer-limit", "pubsub 65536 0 0")
+        slow = socket.create_connection(("127.0.0.1", srv.port))
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.sendall(b"SUBSCRIBE big\r\n")
+        time.sleep(0.2)                              # never read again
+        payload = "x" * 10000
+        for _ in range(500):
+            if r.publish("big", payload) == 0:
+                break
+        assert r.publish("big", payload) == 0        # the subscriber is gone
+        assert r.execute_command("PUBSUB", "NUMSUB", "big") == [b"big", 0]
+        assert r.ping()
+        slow.close()
+    finally:
+        srv.cleanup()
