@@ -8,6 +8,14 @@
 # keyspace moved (`dirty`) hands the command, or the deterministic rewrite its
 # handler asked for, to the command feed that the append-only file and the
 # replicas consume. Handlers never check arity and never propagate.
+#
+# With maxmemory set, the gate first frees memory as Redis's performEvictions
+# does (the sampled eviction pool, LRU/LFU/TTL/random policies, a time limit
+# from maxmemory-eviction-tenacity) and refuses commands flagged denyoom with
+# -OOM when nothing is left to evict. used_memory is a sum of counters: the
+# process's memory before the dataset, the data tables' size estimates (kept
+# by the table on every change, see keyspace.pxi), the hash tables' overhead
+# and the client buffers.
 
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from libc.stdlib cimport strtold
@@ -72,6 +80,34 @@ DEF FAST_RPUSHX = 12
 DEF FAST_LPOP = 13
 DEF FAST_RPOP = 14
 
+# maxmemory-policy values
+DEF EVICT_NOEVICTION = 0
+DEF EVICT_ALLKEYS_LRU = 1
+DEF EVICT_ALLKEYS_LFU = 2
+DEF EVICT_ALLKEYS_RANDOM = 3
+DEF EVICT_VOLATILE_LRU = 4
+DEF EVICT_VOLATILE_LFU = 5
+DEF EVICT_VOLATILE_RANDOM = 6
+DEF EVICT_VOLATILE_TTL = 7
+# results of perform_evictions
+DEF EVICT_OK = 0
+DEF EVICT_RUNNING = 1
+DEF EVICT_FAIL = 2
+DEF EVPOOL_SIZE = 16
+DEF LFU_INIT_VAL = 5
+DEF ACCESS_MASK_C = 0xFFFFFF
+
+MAXMEMORY_POLICIES = {
+    "noeviction": EVICT_NOEVICTION, "allkeys-lru": EVICT_ALLKEYS_LRU,
+    "allkeys-lfu": EVICT_ALLKEYS_LFU, "allkeys-random": EVICT_ALLKEYS_RANDOM,
+    "volatile-lru": EVICT_VOLATILE_LRU, "volatile-lfu": EVICT_VOLATILE_LFU,
+    "volatile-random": EVICT_VOLATILE_RANDOM, "volatile-ttl": EVICT_VOLATILE_TTL}
+EVICT_RESULTS = dict(ok=EVICT_OK, running=EVICT_RUNNING, fail=EVICT_FAIL)
+cdef str OOM_TEXT = "OOM command not allowed when used memory > 'maxmemory'."
+
+cdef extern from "stdlib.h":
+    int RAND_MAX
+
 CLIENT_FLAGS = dict(MULTI=CF_MULTI, DIRTY_CAS=CF_DIRTY_CAS, DIRTY_EXEC=CF_DIRTY_EXEC,
                     REPLY_OFF=CF_REPLY_OFF, REPLY_SKIP_NEXT=CF_REPLY_SKIP_NEXT,
                     REPLY_SKIP=CF_REPLY_SKIP, NO_EVICT=CF_NO_EVICT, NO_TOUCH=CF_NO_TOUCH,
@@ -126,6 +162,11 @@ cdef class Client(Connection):
 
     def flag(self, int bit):
         return (self.flags & bit) != 0
+
+    @property
+    def buffers_memory(self):
+        """Bytes allocated for the query and output buffers (maxmemory counts them)."""
+        return self.parser.cap + self.out.cap
 
     @property
     def proto(self):
@@ -188,7 +229,14 @@ cdef class ShardCore(LoopHandler):
         self.maxclients = 10000
         self.active_expire_enabled = True
         self.now_ms = mstime()
-        self.lru_clock = self.now_ms // 1000
+        self.lru_clock = (self.now_ms // 1000) & ACCESS_MASK_C
+        self.lfu_minutes = (self.now_ms // 60000) & 0xFFFF
+        self.maxmemory_samples = 5
+        self.eviction_tenacity = 10
+        self.lfu_log_factor = 10
+        self.lfu_decay_time = 1
+        self.size_pending = set()
+        self.mem_checked_dirty = -1
         self.call_depth = 0
         self.obuf_hard = 0
         self.obuf_soft = 0
@@ -377,6 +425,17 @@ cdef class ShardCore(LoopHandler):
             s = self.gate_hook(c, cmd, argv)
             if s is not None:
                 return self.reject(c, cmd, s)
+        if self.maxmemory and self.call_depth == 0 and not self.is_replica \
+                and not self.expire_deletes_paused:
+            # memory only grows through writes (dirty) and re-measures: a
+            # stream of reads under the limit skips the sum
+            if self.dirty != self.mem_checked_dirty or self.mem_state != EVICT_OK \
+                    or self.evicting or self.size_pending:
+                self.mem_state = self.evict_c()
+                self.mem_checked_dirty = self.dirty
+            if self.mem_state == EVICT_FAIL and self.rejects_on_oom(c, cmd):
+                self.stat_oom_rejections += 1
+                return self.reject(c, cmd, OOM_TEXT)
         if (c.flags & CF_PUBSUB) and c.out.proto == 2 and not (cmd.flags & CMD_PUBSUB_CONTEXT):
             return self.reject(c, cmd, "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context" % cmd.name)
         if self.pause_hook is not None and self.pause_hook(c, cmd, argv):
@@ -594,7 +653,7 @@ cdef class ShardCore(LoopHandler):
         db.expires.take(key)
         self.stat_expired_keys += 1
         self.propagate(db.id, [b"DEL", key])
-        self.touch(db, key)
+        self.signal_key(db, key)
         if self.keyspace_event_hook is not None:
             self.keyspace_event_hook("expired", key, db.id)
         return 0
@@ -604,14 +663,21 @@ cdef class ShardCore(LoopHandler):
         cdef Entry *e
         if db.expires.used and self.expire_if_needed(db, key):
             self.stat_keyspace_misses += 1
+            if self.keyspace_event_hook is not None:
+                self.keyspace_event_hook("keymiss", key, db.id)
             return None
         e = db.data.find(key)
         if e == NULL:
             self.stat_keyspace_misses += 1
+            if self.keyspace_event_hook is not None:
+                self.keyspace_event_hook("keymiss", key, db.id)
             return None
         self.stat_keyspace_hits += 1
         if not (self.current_client is not None and (self.current_client.flags & CF_NO_TOUCH)):
-            e.meta = self.lru_clock
+            if self.lfu_mode:
+                e.meta = self.access_update(e.meta)
+            else:
+                e.meta = (e.meta & ~(<int64_t>ACCESS_MASK_C)) | self.lru_clock
         return <object>e.val
 
     cpdef object lookup_write(self, Database db, object key):
@@ -622,7 +688,10 @@ cdef class ShardCore(LoopHandler):
         e = db.data.find(key)
         if e == NULL:
             return None
-        e.meta = self.lru_clock
+        if self.lfu_mode:
+            e.meta = self.access_update(e.meta)
+        else:
+            e.meta = (e.meta & ~(<int64_t>ACCESS_MASK_C)) | self.lru_clock
         return <object>e.val
 
     cpdef object peek(self, Database db, object key):
@@ -635,24 +704,32 @@ cdef class ShardCore(LoopHandler):
     cpdef int store(self, Database db, object key, object value, bint keep_ttl=False) except -1:
         """Sets key to value; drops its TTL unless keep_ttl. Signals the change."""
         cdef Entry *e = db.data.find(key)
-        cdef PyObject *old
         if e == NULL:
-            db.data.insert_new(key, value, self.lru_clock)
+            db.data.insert_new(key, value, self.access_new())
+            if self.keyspace_event_hook is not None:
+                self.keyspace_event_hook("new", key, db.id)
         else:
-            old = e.val
-            Py_INCREF(value)
-            e.val = <PyObject *>value
-            Py_XDECREF(old)
-            e.meta = self.lru_clock
+            table_set_value(db.data, e, value)
+            if self.lfu_mode:
+                e.meta = self.access_update(e.meta)
+            else:
+                e.meta = (e.meta & ~(<int64_t>ACCESS_MASK_C)) | self.lru_clock
+        if type(value) is not bytes:
+            self.size_pending.add((db, key))
         if not keep_ttl and db.expires.used:
             db.expires.discard(key)
-        self.touch(db, key)
+        self.signal_key(db, key)
         return 0
 
     cpdef int add_new(self, Database db, object key, object value) except -1:
         """Adds a key known to be absent (after a lookup), keeping no TTL."""
-        db.data.insert_new(key, value, self.lru_clock)
-        self.touch(db, key)
+        db.data.insert_new(key, value, self.access_new())
+        if self.keyspace_event_hook is not None:
+            self.keyspace_event_hook("new", key, db.id)
+        if type(value) is not bytes:
+            # collections are often created empty and filled afterwards
+            self.size_pending.add((db, key))
+        self.signal_key(db, key)
         return 0
 
     cpdef bint delete(self, Database db, object key) except -1:
@@ -662,7 +739,7 @@ cdef class ShardCore(LoopHandler):
         db.data.take(key)
         if db.expires.used:
             db.expires.discard(key)
-        self.touch(db, key)
+        self.signal_key(db, key)
         return True
 
     cpdef long long get_expire(self, Database db, object key):
@@ -681,9 +758,295 @@ cdef class ShardCore(LoopHandler):
     cpdef bint remove_expire(self, Database db, object key) except -1:
         return db.expires.discard(key) == 1
 
+    # ------------------------------------------------------------ maxmemory
+    # The access word of a data entry (the low 24 bits of its metadata) is
+    # Redis's robj.lru: the LRU clock in seconds, or, under an LFU policy,
+    # the minute of the last decrement (16 bits) and a logarithmic access
+    # counter (8 bits) that starts at LFU_INIT_VAL, grows with probability
+    # 1 / ((counter - LFU_INIT_VAL) * lfu-log-factor + 1) on each access and
+    # loses one per lfu-decay-time minutes without access.
+
+    cdef inline int64_t access_new(self):
+        if self.lfu_mode:
+            return (self.lfu_minutes << 8) | LFU_INIT_VAL
+        return self.lru_clock
+
+    cdef inline int64_t access_update(self, int64_t meta):
+        cdef int counter
+        if not self.lfu_mode:
+            return (meta & ~(<int64_t>ACCESS_MASK_C)) | self.lru_clock
+        counter = lfu_log_incr(lfu_decrement(meta, self.lfu_minutes, self.lfu_decay_time),
+                               self.lfu_log_factor)
+        return (meta & ~(<int64_t>ACCESS_MASK_C)) | (self.lfu_minutes << 8) | counter
+
+    def key_frequency(self, Database db, object key):
+        """OBJECT FREQ: the key's LFU counter after the decay due by now."""
+        cdef Entry *e = db.data.find(key)
+        if e == NULL:
+            return None
+        return lfu_decrement(e.meta, self.lfu_minutes, self.lfu_decay_time)
+
+    def key_idle_seconds(self, Database db, object key):
+        """OBJECT IDLETIME: seconds since the key's last access (LRU clock)."""
+        cdef Entry *e = db.data.find(key)
+        if e == NULL:
+            return None
+        return (self.lru_clock - (e.meta & ACCESS_MASK_C)) & ACCESS_MASK_C
+
+    def used_memory_estimate(self):
+        """used_memory: the memory the process held before the dataset, the
+        entries' size estimates, both hash tables' buckets and expiry
+        entries, and the client buffers."""
+        return self.used_memory_c()
+
+    cdef long long used_memory_c(self):
+        cdef long long total = self.mem_startup + self.mem_clients
+        cdef list dbs = self.dbs
+        cdef Py_ssize_t i
+        for i in range(PyList_GET_SIZE(dbs)):
+            total += db_memory(<Database>PyList_GET_ITEM(dbs, i))
+        return total
+
+    def dataset_memory(self):
+        """The entries' size estimates alone (used_memory_dataset's core)."""
+        cdef long long total = 0
+        cdef Database db
+        for db in self.dbs:
+            total += db.data.mem
+        return total
+
+    def drain_size_pending(self):
+        """Re-measures the values changed in place since the last drain."""
+        self.drain_pending_c()
+
+    cdef int drain_pending_c(self) except -1:
+        cdef set pending = self.size_pending
+        cdef Entry *e
+        cdef Database db
+        if not pending:
+            return 0
+        self.size_pending = set()
+        for item in pending:
+            db = <Database>(<tuple>item)[0]
+            e = db.data.find((<tuple>item)[1])
+            if e != NULL:
+                db.data.refresh_size(e)
+        return 0
+
+    def refresh_client_memory(self):
+        """The client buffers' allocations (query and output), as Redis
+        counts them in used_memory; refreshed by the cron."""
+        cdef long long total = 0
+        cdef Client c
+        for x in self.clients.values():
+            c = <Client>x
+            total += c.parser.cap + c.out.cap
+        self.mem_clients = total
+        return total
+
+    cdef bint rejects_on_oom(self, Client c, Command cmd):
+        """Valkey's rule: commands flagged denyoom (queued or not), and EXEC
+        of a transaction that queued one."""
+        if cmd.flags & CMD_DENYOOM:
+            return True
+        if cmd is self.exec_cmd and c.multi_queue:
+            for q in c.multi_queue:
+                if (<Command>(<tuple>q)[0]).flags & CMD_DENYOOM:
+                    return True
+        return False
+
+    def perform_evictions(self):
+        """Evicts keys by the policy until used_memory is at most maxmemory.
+        Returns EVICT_OK, EVICT_FAIL (over the limit with nothing left to
+        evict, or noeviction) or EVICT_RUNNING (the time limit of
+        maxmemory-eviction-tenacity ran out first; the cron and the next
+        commands carry on)."""
+        return self.evict_c()
+
+    cdef int evict_c(self) except -1:
+        cdef long long used
+        cdef int64_t start, limit
+        cdef long long freed_keys = 0
+        cdef int policy = self.maxmemory_policy
+        cdef bint volatile = policy >= EVICT_VOLATILE_LRU
+        cdef bint pooled = policy != EVICT_ALLKEYS_RANDOM and policy != EVICT_VOLATILE_RANDOM
+        cdef int result = EVICT_OK, k, i, ndb = len(self.dbs)
+        cdef Py_ssize_t total_keys
+        cdef Database db, best_db
+        cdef Table t
+        cdef Entry *e
+        cdef object best_key
+        cdef PyObject *pk
+        if self.size_pending:
+            self.drain_pending_c()
+        used = self.used_memory_c()
+        if used <= self.maxmemory:
+            self.evicting = False
+            return EVICT_OK
+        if policy == EVICT_NOEVICTION:
+            return EVICT_FAIL
+        start = monotonic_us()
+        limit = eviction_time_limit_us(self.eviction_tenacity)
+        while used > self.maxmemory:
+            best_key = None
+            best_db = None
+            if pooled:
+                while best_key is None:
+                    total_keys = 0
+                    for db in self.dbs:
+                        t = db.expires if volatile else db.data
+                        if t.used:
+                            total_keys += t.used
+                            self.pool_populate(db)
+                    if total_keys == 0:
+                        break
+                    # the best candidate is the last one; ghosts (keys gone
+                    # since they were sampled) are dropped on the way
+                    for k in range(EVPOOL_SIZE - 1, -1, -1):
+                        pk = self.ev_key[k]
+                        if pk == NULL:
+                            continue
+                        self.ev_key[k] = NULL
+                        db = <Database>self.dbs[self.ev_db[k]]
+                        t = db.expires if volatile else db.data
+                        if t.find(<object>pk) != NULL:
+                            best_key = <object>pk
+                            best_db = db
+                        Py_DECREF(<object>pk)
+                        if best_key is not None:
+                            break
+            else:
+                for i in range(ndb):
+                    self.ev_next_db = (self.ev_next_db + 1) % ndb
+                    db = <Database>self.dbs[self.ev_next_db]
+                    t = db.expires if volatile else db.data
+                    if t.used:
+                        e = t.random_entry()
+                        best_key = <object>e.key
+                        best_db = db
+                        break
+            if best_key is None:
+                result = EVICT_FAIL
+                break
+            # what the eviction gives back, from the one database it touched
+            used -= db_memory(best_db)
+            self.evict_key(best_db, best_key)
+            used += db_memory(best_db)
+            freed_keys += 1
+            if freed_keys % 16 == 0 and used > self.maxmemory and monotonic_us() - start > limit:
+                result = EVICT_RUNNING
+                self.stat_eviction_exceeded_us += monotonic_us() - start
+                break
+        self.evicting = result == EVICT_RUNNING
+        if self.call_depth == 0 and self.feed_pending:
+            # the DELs go out on their own, not inside the command's MULTI/EXEC
+            self.flush_feed()
+        return result
+
+    cdef unsigned long long evict_score(self, Database db, Entry *e, object key):
+        """How good a candidate a sampled entry is (higher: evict sooner).
+        e is the sampled entry: of the expires table for volatile policies."""
+        cdef int policy = self.maxmemory_policy
+        cdef Entry *d
+        if policy == EVICT_VOLATILE_TTL:
+            return 0xFFFFFFFFFFFFFFFFULL - <unsigned long long>e.meta
+        d = e if policy < EVICT_VOLATILE_LRU else db.data.find(key)
+        if d == NULL:
+            return 0
+        if policy == EVICT_ALLKEYS_LFU or policy == EVICT_VOLATILE_LFU:
+            return 255 - lfu_decrement(d.meta, self.lfu_minutes, self.lfu_decay_time)
+        return (self.lru_clock - (d.meta & ACCESS_MASK_C)) & ACCESS_MASK_C
+
+    cdef int pool_populate(self, Database db) except -1:
+        """Samples maxmemory-samples keys of db into the eviction pool, which
+        stays sorted by score, best last (evictionPoolPopulate)."""
+        cdef Table t = db.expires if self.maxmemory_policy >= EVICT_VOLATILE_LRU else db.data
+        cdef int n, k, j
+        cdef Entry *e
+        cdef unsigned long long score
+        cdef object key
+        for n in range(self.maxmemory_samples):
+            e = t.random_entry()
+            if e == NULL:
+                return 0
+            key = <object>e.key
+            score = self.evict_score(db, e, key)
+            k = 0
+            while k < EVPOOL_SIZE and self.ev_key[k] != NULL and self.ev_idle[k] < score:
+                k += 1
+            if k == 0 and self.ev_key[EVPOOL_SIZE - 1] != NULL:
+                continue        # worse than every candidate of a full pool
+            if k < EVPOOL_SIZE and self.ev_key[k] == NULL:
+                pass            # an empty slot
+            elif self.ev_key[EVPOOL_SIZE - 1] == NULL:
+                # room on the right: shift k.. one place right
+                for j in range(EVPOOL_SIZE - 1, k, -1):
+                    self.ev_key[j] = self.ev_key[j - 1]
+                    self.ev_idle[j] = self.ev_idle[j - 1]
+                    self.ev_db[j] = self.ev_db[j - 1]
+            else:
+                # full: drop the worst (first) and shift ..k-1 left
+                k -= 1
+                Py_DECREF(<object>self.ev_key[0])
+                for j in range(k):
+                    self.ev_key[j] = self.ev_key[j + 1]
+                    self.ev_idle[j] = self.ev_idle[j + 1]
+                    self.ev_db[j] = self.ev_db[j + 1]
+            Py_INCREF(key)
+            self.ev_key[k] = <PyObject *>key
+            self.ev_idle[k] = score
+            self.ev_db[k] = db.id
+        return 0
+
+    def clear_eviction_pool(self):
+        cdef int k
+        for k in range(EVPOOL_SIZE):
+            if self.ev_key[k] != NULL:
+                Py_DECREF(<object>self.ev_key[k])
+                self.ev_key[k] = NULL
+
+    def eviction_pool(self):
+        """(score, db id, key) of the pool's candidates, worst first (tests)."""
+        cdef int k
+        return [(self.ev_idle[k], self.ev_db[k], <object>self.ev_key[k])
+                for k in range(EVPOOL_SIZE) if self.ev_key[k] != NULL]
+
+    cdef int evict_key(self, Database db, object key) except -1:
+        """Deletes an evicted key: a DEL for the AOF and the replicas, an
+        "evicted" keyspace event, WATCHers signalled, the stat counted."""
+        db.data.take(key)
+        if db.expires.used:
+            db.expires.discard(key)
+        self.stat_evicted_keys += 1
+        if self.feed_consumers:
+            self.propagate(db.id, [b"DEL", key])
+            if self.call_depth == 0:
+                # each eviction goes out on its own, not in a MULTI with others
+                self.flush_feed()
+        # WATCHers and client-side caches see the change
+        self.signal_key(db, key)
+        if self.keyspace_event_hook is not None:
+            self.keyspace_event_hook("evicted", key, db.id)
+        return 0
+
+    def evict(self):
+        """Runs perform_evictions from Python: 'ok', 'running' or 'fail'."""
+        return ("ok", "running", "fail")[self.evict_c()]
+
     # ------------------------------------------------------------ WATCH
     cpdef int touch(self, Database db, object key) except -1:
-        """Signals that key changed: WATCHers' transactions will abort."""
+        """Signals that key changed (WATCHers' transactions will abort) and
+        has its size measured again: a string now, a collection (changed in
+        place by its command) before the next eviction check or cron."""
+        cdef Entry *e = db.data.find(key)
+        if e != NULL:
+            if type(<object>e.val) is bytes:
+                table_refresh_size(db.data, e)
+            else:
+                self.size_pending.add((db, key))
+        return self.signal_key(db, key)
+
+    cdef int signal_key(self, Database db, object key) except -1:
         cdef object watchers
         if self.watched_keys:
             watchers = self.watched_keys.get((db.id, key))
@@ -804,7 +1167,8 @@ cdef class ShardCore(LoopHandler):
     def tick(self):
         """Refreshes the cached clocks (called by the cron)."""
         self.now_ms = mstime()
-        self.lru_clock = self.now_ms // 1000
+        self.lru_clock = (self.now_ms // 1000) & ACCESS_MASK_C
+        self.lfu_minutes = (self.now_ms // 60000) & 0xFFFF
 
     def active_expire_cycle(self, Database db, int64_t time_limit_us):
         """Deletes expired keys of db found by random sampling, Redis-style:
@@ -834,6 +1198,55 @@ cdef class ShardCore(LoopHandler):
             if batch_expired <= 2 or monotonic_us() - start > time_limit_us:
                 break
         return sampled, expired
+
+
+cdef inline long long db_memory(Database db):
+    """A database's share of used_memory_estimate."""
+    return db.data.mem + 8 * <long long>db.data.size \
+        + 32 * <long long>db.expires.used + 8 * <long long>db.expires.size
+
+
+cdef inline int lfu_decrement(int64_t meta, long long now_minutes, int decay_time):
+    """The LFU counter of an access word after the decay due by now: one per
+    decay_time minutes since its last decrement (none with decay_time 0)."""
+    cdef long long ldt = (meta & ACCESS_MASK_C) >> 8
+    cdef int counter = meta & 255
+    cdef long long elapsed = now_minutes - ldt if now_minutes >= ldt else 65535 - ldt + now_minutes
+    cdef long long periods = elapsed // decay_time if decay_time > 0 else 0
+    if periods:
+        counter = 0 if periods > counter else counter - periods
+    return counter
+
+
+cdef inline int lfu_log_incr(int counter, int log_factor):
+    """Increments the LFU counter with a probability that falls as it grows,
+    so 255 stands for about a million accesses at lfu-log-factor 10."""
+    cdef double r, p
+    cdef int base
+    if counter >= 255:
+        return 255
+    r = <double>random() / <double>RAND_MAX
+    base = counter - LFU_INIT_VAL
+    if base < 0:
+        base = 0
+    p = 1.0 / (base * log_factor + 1)
+    if r < p:
+        counter += 1
+    return counter
+
+
+cdef inline int64_t eviction_time_limit_us(int tenacity):
+    """maxmemory-eviction-tenacity: 50 us a step up to 10 (500 us), then 15%
+    more a step, no limit at 100."""
+    if tenacity <= 10:
+        return 50 * tenacity
+    if tenacity < 100:
+        return <int64_t>(500.0 * (1.15 ** (tenacity - 10.0)))
+    return 0x7FFFFFFFFFFFFFFF
+
+
+def lfu_log_incr_py(int counter, int log_factor):
+    return lfu_log_incr(counter, log_factor)
 
 
 cdef bytes encode_command(list argv):

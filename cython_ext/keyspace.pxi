@@ -5,6 +5,16 @@
 # RANDOMKEY, active expiry and eviction. Each entry carries one 64-bit word of
 # metadata: the LRU clock in the data table, the expiry time in the expires
 # table. Keys are always bytes objects.
+#
+# A data table is "sized": the top 40 bits of each entry's word hold an
+# estimate of the bytes the entry holds (the Entry itself, the key object, the
+# value), and the table keeps their sum in `mem`, so used_memory is a sum of a
+# few counters rather than a walk. The low 24 bits are the access word, as in
+# Redis's robj.lru: the LRU clock in seconds (mod 2**24), or under an LFU
+# policy the time of the last decrement in minutes (16 bits) and the
+# logarithmic access counter (8 bits). Every change of a value through the
+# table (insert_new, put, set_value, take, clear_all) moves `mem`; values
+# changed in place are re-measured with refresh_size().
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Calloc
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
@@ -29,6 +39,55 @@ cdef extern from "stdlib.h":
     long random()
 
 
+DEF ACCESS_MASK = 0xFFFFFF
+DEF SIZE_SHIFT = 24
+DEF SIZE_MAX = 0xFFFFFFFFFF       # 40 bits: an estimate saturates at 1 TiB
+DEF ENTRY_BYTES = 32              # sizeof(Entry), a pymalloc 32-byte block
+DEF BYTES_HEADER = 33             # sys.getsizeof(b"")
+
+# Measures values other than bytes (collections, bytearray): set by
+# shardkv.eviction, sys.getsizeof until then.
+cdef object _footprint_fn = None
+
+
+def set_footprint_function(fn):
+    global _footprint_fn
+    _footprint_fn = fn
+
+
+cdef inline int64_t alloc_size(Py_ssize_t n):
+    """What the allocators hand out for a request of n bytes: pymalloc's
+    16-byte size classes up to 512 bytes, above that a glibc chunk (an 8-byte
+    header, 16-byte alignment)."""
+    if n <= 512:
+        return (n + 15) & ~15
+    return (n + 8 + 15) & ~15
+
+
+cdef inline int64_t bytes_footprint(object b):
+    return alloc_size(PyBytes_GET_SIZE(b) + BYTES_HEADER)
+
+
+cdef inline int64_t value_footprint(object v) except -1:
+    if type(v) is bytes:
+        return bytes_footprint(v)
+    return other_footprint(v)
+
+
+cdef int64_t other_footprint(object v) except -1:
+    if v is None:
+        return 0
+    if _footprint_fn is None:
+        import sys
+        return sys.getsizeof(v)
+    return <int64_t>_footprint_fn(v)
+
+
+cdef inline int64_t entry_footprint(object key, object val) except -1:
+    cdef int64_t n = ENTRY_BYTES + bytes_footprint(key) + value_footprint(val)
+    return n if n < SIZE_MAX else SIZE_MAX
+
+
 cdef inline bint same_key(PyObject *a, object b):
     if a == <PyObject *>b:
         return True
@@ -40,6 +99,25 @@ cdef inline bint same_key(PyObject *a, object b):
 cdef inline int check_key(object key) except -1:
     if type(key) is not bytes:
         raise TypeError("keys are bytes, not %s" % type(key).__name__)
+    return 0
+
+
+cdef inline int table_refresh_size(Table t, Entry *e) except -1:
+    """Re-measures an entry of a sized table whose value changed."""
+    cdef int64_t sz = entry_footprint(<object>e.key, <object>e.val)
+    t.mem += sz - (<uint64_t>e.meta >> SIZE_SHIFT)
+    e.meta = (sz << SIZE_SHIFT) | (e.meta & ACCESS_MASK)
+    return 0
+
+
+cdef inline int table_set_value(Table t, Entry *e, object val) except -1:
+    """Replaces an entry's value, keeping its access word."""
+    cdef PyObject *old = e.val
+    Py_INCREF(val)
+    e.val = <PyObject *>val
+    Py_XDECREF(old)
+    if t.sized:
+        table_refresh_size(t, e)
     return 0
 
 
@@ -64,6 +142,7 @@ cdef class Table:
         """Adds a key known to be absent."""
         if self.used >= <Py_ssize_t>self.size:
             self._resize(self.size * 2 if self.size else 4)
+        cdef int64_t sz
         cdef Entry *e = <Entry *>PyMem_Malloc(sizeof(Entry))
         if e == NULL:
             raise MemoryError()
@@ -72,7 +151,12 @@ cdef class Table:
         Py_INCREF(val)
         e.key = <PyObject *>key
         e.val = <PyObject *>val
-        e.meta = meta
+        if self.sized:
+            sz = entry_footprint(key, val)
+            e.meta = (sz << SIZE_SHIFT) | (meta & ACCESS_MASK)
+            self.mem += sz
+        else:
+            e.meta = meta
         e.next = self.buckets[idx]
         self.buckets[idx] = e
         self.used += 1
@@ -81,15 +165,17 @@ cdef class Table:
 
     cdef int put(self, object key, object val) except -1:
         cdef Entry *e = self.find(key)
-        cdef PyObject *old
         if e == NULL:
             self.insert_new(key, val, 0)
         else:
-            old = e.val
-            Py_INCREF(val)
-            e.val = <PyObject *>val
-            Py_XDECREF(old)
+            self.set_value(e, val)
         return 0
+
+    cdef int set_value(self, Entry *e, object val) except -1:
+        return table_set_value(self, e, val)
+
+    cdef int refresh_size(self, Entry *e) except -1:
+        return table_refresh_size(self, e)
 
     cdef object take(self, object key):
         """Removes key and returns its value, or None when absent."""
@@ -106,6 +192,8 @@ cdef class Table:
                 else:
                     prev.next = e.next
                 val = <object>e.val
+                if self.sized:
+                    self.mem -= <uint64_t>e.meta >> SIZE_SHIFT
                 Py_DECREF(<object>e.val)
                 Py_DECREF(<object>e.key)
                 PyMem_Free(e)
@@ -142,6 +230,7 @@ cdef class Table:
         self.buckets = NULL
         self.size = 0
         self.used = 0
+        self.mem = 0
         self.version += 1
 
     cdef void _resize(self, size_t newsize):
@@ -225,18 +314,45 @@ cdef class Table:
         return self.take(key)
 
     def get_meta(self, key, default=None):
+        """The metadata word of key (in a sized table, its access word)."""
         check_key(key)
         cdef Entry *e = self.find(key)
-        return default if e == NULL else e.meta
+        if e == NULL:
+            return default
+        return e.meta & ACCESS_MASK if self.sized else e.meta
 
     def set_meta(self, key, int64_t meta):
+        """Sets the metadata word of key (in a sized table, its access word),
+        adding key (with value None) if absent."""
         check_key(key)
-        """Sets the metadata word of key, adding key (with value None) if absent."""
         cdef Entry *e = self.find(key)
         if e == NULL:
             self.insert_new(key, None, meta)
+        elif self.sized:
+            e.meta = (e.meta & ~(<int64_t>ACCESS_MASK)) | (meta & ACCESS_MASK)
         else:
             e.meta = meta
+
+    def get_size(self, key, default=None):
+        """The estimated bytes of key's entry (sized tables)."""
+        check_key(key)
+        cdef Entry *e = self.find(key)
+        return default if e == NULL else <uint64_t>e.meta >> SIZE_SHIFT
+
+    def refresh(self, key):
+        """Re-measures key's entry after its value changed in place."""
+        check_key(key)
+        cdef Entry *e = self.find(key)
+        if e != NULL and self.sized:
+            self.refresh_size(e)
+
+    @property
+    def memory(self):
+        """Estimated bytes: the entries (sized tables: their measured sum,
+        else Entry structs only) and the bucket array."""
+        if self.sized:
+            return self.mem + 8 * <int64_t>self.size
+        return ENTRY_BYTES * self.used + 8 * <int64_t>self.size
 
     def keys(self):
         cdef list out = []
@@ -279,7 +395,7 @@ cdef class Table:
             e = self.random_entry()
             if e == NULL:
                 break
-            out.append((<object>e.key, e.meta))
+            out.append((<object>e.key, e.meta & ACCESS_MASK if self.sized else e.meta))
         return out
 
     def scan(self, unsigned long cursor, Py_ssize_t count):
@@ -320,6 +436,7 @@ cdef class Database:
     def __cinit__(self, int id):
         self.id = id
         self.data = Table()
+        self.data.sized = True
         self.expires = Table()
 
     def __len__(self):

@@ -12,7 +12,7 @@ cdef struct Entry:
     PyObject *key
     PyObject *val
     Entry *next
-    int64_t meta          # data table: LRU clock in seconds; expires table: when, in ms
+    int64_t meta          # data table: size estimate << 24 | access word (LRU/LFU); expires table: when, in ms
 
 
 cdef class Table:
@@ -20,10 +20,14 @@ cdef class Table:
     cdef size_t size      # number of buckets: 0 or a power of two
     cdef Py_ssize_t used
     cdef uint64_t version # bumped by every structural change (insert, delete)
+    cdef public bint sized # entries carry a size estimate (data tables)
+    cdef int64_t mem      # sized: sum of the entries' size estimates
 
     cdef Entry *find(self, object key) except? NULL
     cdef Entry *insert_new(self, object key, object val, int64_t meta) except NULL
     cdef int put(self, object key, object val) except -1
+    cdef int set_value(self, Entry *e, object val) except -1
+    cdef int refresh_size(self, Entry *e) except -1
     cdef object take(self, object key)
     cdef int discard(self, object key) except -1
     cdef void clear_all(self)
@@ -233,6 +237,31 @@ cdef class ShardCore(LoopHandler):
     cdef public object tracking_hook       # (client, cmd, argv) after a read-only command, while clients track
     cdef public object before_sleep_hook
 
+    # memory accounting and eviction (see "maxmemory" in core.pxi)
+    cdef public long long maxmemory
+    cdef public int maxmemory_policy       # EVICT_* in core.pxi
+    cdef public int maxmemory_samples
+    cdef public int eviction_tenacity
+    cdef public int lfu_log_factor
+    cdef public int lfu_decay_time
+    cdef public bint lfu_mode              # the access word holds LFU data
+    cdef public long long lfu_minutes      # LFU clock: minutes, mod 2**16
+    cdef public long long mem_startup      # what the process held before the dataset
+    cdef public long long mem_clients      # client query and output buffers (cron)
+    cdef public long long mem_peak
+    cdef public long long stat_evicted_keys
+    cdef public long long stat_evicted_clients
+    cdef public long long stat_eviction_exceeded_us
+    cdef public long long stat_oom_rejections
+    cdef public set size_pending           # (db, key) of values changed in place, to re-measure
+    cdef public bint evicting              # performEvictions left work for the next call
+    cdef public long long mem_checked_dirty # dirty when the gate last summed used_memory (-1: sum again)
+    cdef public int mem_state              # what that check returned (EVICT_*)
+    cdef int ev_next_db                    # random policies: round-robin over databases
+    cdef unsigned long long ev_idle[16]    # the eviction pool, best candidate last
+    cdef PyObject *ev_key[16]
+    cdef int ev_db[16]
+
     cdef int process_input(self, Client c) except -1
     cdef int protocol_error(self, Client c) except -1
     cdef bint obuf_limit_reached(self, Client c)
@@ -258,5 +287,15 @@ cdef class ShardCore(LoopHandler):
     cpdef int set_expire(self, Database db, object key, long long when) except -1
     cpdef bint remove_expire(self, Database db, object key) except -1
     cpdef int touch(self, Database db, object key) except -1
+    cdef int signal_key(self, Database db, object key) except -1
+    cdef inline int64_t access_update(self, int64_t meta)
+    cdef inline int64_t access_new(self)
+    cdef long long used_memory_c(self)
+    cdef int drain_pending_c(self) except -1
+    cdef int evict_c(self) except -1
+    cdef unsigned long long evict_score(self, Database db, Entry *e, object key)
+    cdef int pool_populate(self, Database db) except -1
+    cdef int evict_key(self, Database db, object key) except -1
+    cdef bint rejects_on_oom(self, Client c, Command cmd)
     cpdef int unwatch_all(self, Client c) except -1
     cdef bint watched_key_expired(self, Client c)

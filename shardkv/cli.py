@@ -104,7 +104,18 @@ def cluster_args(prog, argv, with_start=False):
         parser.add_argument("--logfile", default=None, help="where a daemonized supervisor logs")
         parser.add_argument("--directive", nargs="+", action="append", metavar=("NAME", "VALUE"),
                             help="a config directive for every worker (repeatable)")
+        parser.add_argument("--maxmemory", default=None,
+                            help="memory limit of the whole deployment (e.g. 4gb), split evenly over "
+                                 "the shards as each worker's maxmemory")
+        parser.add_argument("--maxmemory-policy", default=None,
+                            help="eviction policy of every worker (default noeviction)")
     args = parser.parse_args(argv)
+    if with_start and args.maxmemory is not None:
+        from shardkv.config import ConfigError, parse_memory
+        try:
+            args.maxmemory = parse_memory(args.maxmemory)
+        except ConfigError:
+            parser.error(f"--maxmemory: not a memory value: {args.maxmemory}")
     if with_start and args.worker_port is None:
         args.worker_port = args.port + 1000
     return args

@@ -54,6 +54,20 @@ class Directive:
             if not self.lo <= v <= self.hi:
                 raise ConfigError(f"argument must be between {self.lo:o} and {self.hi:o} inclusive")
             return v
+        if k == "memorypct":
+            # maxmemory-clients: bytes, or a percentage of maxmemory (kept negative)
+            t = text.strip()
+            if t.endswith("%"):
+                if not t[:-1].isdigit():
+                    raise ConfigError("argument must be a memory or percent value")
+                v = -int(t[:-1])
+                if v < self.lo:
+                    raise ConfigError("percentage argument must be less or equal to 100")
+                return v
+            try:
+                return parse_memory(t)
+            except ConfigError:
+                raise ConfigError("argument must be a memory or percent value") from None
         if k in ("int", "memory"):
             if k == "memory":
                 try:
@@ -107,6 +121,8 @@ class Directive:
             return "yes" if value else "no"
         if k in ("int", "memory"):
             return str(value)
+        if k == "memorypct":
+            return f"{-value}%" if value < 0 else str(value)
         if k == "octal":
             return f"{value:o}"
         if k == "save":
@@ -174,6 +190,11 @@ DIRECTIVES = [
         "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
         "allkeys-lfu", "allkeys-random", "noeviction")),
     Directive("maxmemory-samples", "int", 5, lo=1, hi=64),
+    Directive("maxmemory-eviction-tenacity", "int", 10, lo=0, hi=100),
+    Directive("maxmemory-clients", "memorypct", 0, lo=-100, hi=LLONG),
+    Directive("lfu-log-factor", "int", 10, lo=0, hi=2**31 - 1),
+    Directive("lfu-decay-time", "int", 1, lo=0, hi=2**31 - 1),
+    Directive("replica-ignore-maxmemory", "bool", True, aliases=("slave-ignore-maxmemory",)),
     Directive("loglevel", "enum", "notice", choices=("debug", "verbose", "notice", "warning", "nothing")),
     Directive("logfile", "string", "", mutable=False),
     Directive("daemonize", "bool", False, mutable=False),

@@ -66,22 +66,8 @@ def section_clients(s):
 
 
 def section_memory(s):
-    rss = s.used_memory()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    maxmem = s.config["maxmemory"]
-    return [
-        ("used_memory", str(rss)),
-        ("used_memory_human", human_bytes(rss)),
-        ("used_memory_rss", str(rss)),
-        ("used_memory_rss_human", human_bytes(rss)),
-        ("used_memory_peak", str(peak)),
-        ("used_memory_peak_human", human_bytes(peak)),
-        ("maxmemory", str(maxmem)),
-        ("maxmemory_human", human_bytes(maxmem)),
-        ("maxmemory_policy", s.config["maxmemory-policy"]),
-        ("mem_fragmentation_ratio", "1.00"),
-        ("mem_allocator", "pymalloc"),
-    ]
+    from shardkv.eviction import info_memory
+    return info_memory(s)
 
 
 def section_persistence(s):
@@ -101,7 +87,11 @@ def section_stats(s):
         ("rejected_connections", str(s.stat_rejected_conn)),
         ("expired_keys", str(s.stat_expired_keys)),
         ("expired_fields", str(hashes.expired_fields(s))),
-        ("evicted_keys", "0"),
+        ("evicted_keys", str(s.stat_evicted_keys)),
+        ("evicted_clients", str(s.stat_evicted_clients)),
+        ("evicted_scripts", "0"),
+        ("total_eviction_exceeded_time", str(s.stat_eviction_exceeded_us // 1000)),
+        ("current_eviction_exceeded_time", "0"),
         ("keyspace_hits", str(s.stat_keyspace_hits)),
         ("keyspace_misses", str(s.stat_keyspace_misses)),
         ("pubsub_channels", "0"),

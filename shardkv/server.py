@@ -22,6 +22,7 @@ from shardkv.tracking import Tracking
 from shardkv.commands.observability import LatencyMonitor, record_slow_command
 from shardkv.commands.table import build_dispatch_table
 from shardkv.config import Config
+from shardkv import eviction
 from shardkv.native import _native
 from shardkv.persistence.snapshot import Persistence
 
@@ -93,6 +94,7 @@ class Server(_native.ShardCore):
         self.tracking = Tracking(self)
         self.pubsub.set_event_flags(self.config["notify-keyspace-events"])
         self.before_sleep_hook = self._before_sleep
+        eviction.install(self)
         self.topology = None
         if self.config["cluster-enabled"]:
             self.load_topology()
@@ -128,18 +130,13 @@ class Server(_native.ShardCore):
             self.obuf_hard, self.obuf_soft, self.obuf_soft_seconds = value["normal"]
         elif name in ("slowlog-log-slower-than", "latency-monitor-threshold"):
             self._update_slow_threshold()
-        elif name == "maxmemory":
-            self.maxmemory = value
         elif name == "hz" and self.cron_handle is not None:
             pass  # the next cron tick picks the new period up
         elif name in ("appendonly", "save", "stop-writes-on-bgsave-error"):
             self.persistence.config_changed(name, value)
 
     def lfu_enabled(self):
-        return "lfu" in self.config["maxmemory-policy"]
-
-    def key_frequency(self, db, key):
-        return 0
+        return self.lfu_mode
 
     def _slow_command(self, client, argv, duration):
         record_slow_command(self, client, client.current_cmd, argv, duration)
@@ -305,6 +302,7 @@ class Server(_native.ShardCore):
             self.stat_ops_samples.append((self.stat_numcommands - last_n) / (mono - last_t))
             self.last_ops_sample = (mono, self.stat_numcommands)
         self.persistence.cron()
+        eviction.cron(self)
         self.cron_handle = self.loop.call_later(1000 / hz, self.cron)
 
     # ------------------------------------------------------------ client pause
@@ -402,7 +400,7 @@ class Server(_native.ShardCore):
 
     # ------------------------------------------------------------ INFO
     def used_memory(self):
-        return rss_bytes()
+        return self.used_memory_estimate()
 
     def info_sections(self):
         from shardkv.info import build_info

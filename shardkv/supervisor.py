@@ -37,6 +37,19 @@ def ping(host, port, timeout=0.5):
         return False
 
 
+def memory_args(args, shards):
+    """`--maxmemory TOTAL` is the deployment's limit: each worker gets an
+    even share (at least one byte, since 0 would mean no limit)."""
+    out = []
+    total = getattr(args, "maxmemory", None)
+    if total:
+        out += ["--maxmemory", str(max(total // shards, 1))]
+    policy = getattr(args, "maxmemory_policy", None)
+    if policy:
+        out += ["--maxmemory-policy", policy]
+    return out
+
+
 def free_port(host):
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
@@ -107,6 +120,7 @@ class Supervisor:
                 argv += ["--shard-router-socket", router_sockets[i]]
             for directive in args.directive or []:
                 argv += ["--" + directive[0]] + directive[1:]
+            argv += memory_args(args, n)
             self.children.append(Child("primary", f"shard {i}/{n}", self.bind, port, argv,
                                        slots=f"{first}-{last}"))
         # the routers reach the workers over unix sockets where the path fits

@@ -569,7 +569,7 @@ def object_freq(c, argv):
     v = _object_value(c, argv[2])
     if v is None:
         return None
-    if not c.server.lfu_enabled():
+    if not c.server.lfu_mode:
         raise ReplyError(LFU_NOT_SELECTED)
     return c.server.key_frequency(c.db, argv[2])
 
@@ -582,10 +582,9 @@ def object_idletime(c, argv):
     v = _object_value(c, argv[2])
     if v is None:
         return None
-    if s.lfu_enabled():
+    if s.lfu_mode:
         raise ReplyError(LFU_SELECTED)
-    last = c.db.data.get_meta(argv[2], s.lru_clock)
-    return max(s.lru_clock - last, 0)
+    return s.key_idle_seconds(c.db, argv[2])
 
 
 @command("object|refcount", 3, flags="readonly", acl="keyspace read slow", keys=(2, 2, 1),

@@ -3,10 +3,9 @@ SLOWLOG, LATENCY."""
 
 import gc
 import hashlib
-import sys
 import time
 
-from shardkv import errors
+from shardkv import errors, eviction
 from shardkv.commands.common import OK, Status, Verbatim, int_arg, format_int, is_string
 from shardkv.commands import hashes
 from shardkv.commands.keys import help_reply, value_encoding
@@ -140,10 +139,8 @@ container("memory", -2, acl="slow", group=SERVER, since="4.0.0",
 
 
 def value_size(v):
-    """An estimate of the bytes a value takes, as MEMORY USAGE reports."""
-    if is_string(v):
-        return sys.getsizeof(v)
-    return v.memory_usage() if hasattr(v, "memory_usage") else sys.getsizeof(v)
+    """An estimate of the bytes a value takes in this process (see shardkv.eviction)."""
+    return eviction.footprint(v)
 
 
 @command("memory|usage", -3, flags="readonly", acl="read slow", keys=(2, 2, 1),
@@ -151,11 +148,12 @@ def value_size(v):
          complexity="O(N) where N is the number of samples.",
          summary="Estimates the bytes a key and its value take.")
 def memory_usage(c, argv):
+    samples = eviction.SAMPLES
     i = 3
     while i < len(argv):
         if argv[i].lower() == b"samples" and i + 1 < len(argv):
-            n = int_arg(argv[i + 1])
-            if n < 0:
+            samples = int_arg(argv[i + 1])
+            if samples < 0:
                 raise ReplyError(errors.SYNTAX)
             i += 2
         else:
@@ -164,64 +162,23 @@ def memory_usage(c, argv):
     v = c.server.peek(c.db, key)
     if v is None:
         return None
-    # the key, the value, and the table entry (32 bytes) that links them
-    return sys.getsizeof(key) + value_size(v) + 32
+    # the same measure used_memory sums (key, value, table entry); SAMPLES 0
+    # measures every element of a collection
+    return eviction.entry_footprint(key, v, samples)
 
 
 @command("memory|stats", 2, tips="nondeterministic_output request_policy:all_shards response_policy:special",
          flags="", acl="slow", group=SERVER, since="4.0.0",
          summary="Reports how the server's memory is used.")
 def memory_stats(c, argv):
-    from shardkv.server import rss_bytes
-    s = c.server
-    rss = rss_bytes()
-    base = getattr(s, "startup_rss", rss)
-    keys = sum(len(db.data) for db in s.dbs)
-    out = {
-        b"peak.allocated": max(rss, getattr(s, "peak_rss", 0)),
-        b"total.allocated": rss,
-        b"startup.allocated": base,
-        b"replication.backlog": 0,
-        b"clients.slaves": 0,
-        b"clients.normal": sum(x.input_pending + x.output_pending for x in s.clients.values()),
-        b"aof.buffer": 0,
-    }
-    for db in s.dbs:
-        if len(db.data):
-            out[b"db.%d" % db.id] = {
-                b"overhead.hashtable.main": db.data.buckets_count * 8 + len(db.data) * 32,
-                b"overhead.hashtable.expires": db.expires.buckets_count * 8 + len(db.expires) * 32,
-            }
-    out[b"overhead.total"] = base + sum(
-        db.data.buckets_count * 8 + (len(db.data) + len(db.expires)) * 32 + db.expires.buckets_count * 8
-        for db in s.dbs)
-    out[b"keys.count"] = keys
-    out[b"keys.bytes-per-key"] = (rss - base) // keys if keys else 0
-    out[b"dataset.bytes"] = max(rss - out[b"overhead.total"], 0)
-    out[b"peak.percentage"] = 100.0 * rss / max(out[b"peak.allocated"], 1)
-    out[b"fragmentation"] = 1.0
-    return out
+    return eviction.memory_stats(c.server)
 
 
 @command("memory|doctor", 2, tips="nondeterministic_output request_policy:all_shards response_policy:special",
          flags="", acl="slow", group=SERVER, since="4.0.0",
          summary="Describes memory problems the server sees, in words.")
 def memory_doctor(c, argv):
-    from shardkv.server import rss_bytes
-    s = c.server
-    rss = rss_bytes()
-    keys = sum(len(db.data) for db in s.dbs)
-    if keys < 1000 and rss < 64 * 1024 * 1024:
-        text = "The dataset is too small for a memory diagnosis: there is nothing to worry about yet."
-    else:
-        notes = []
-        big = [x for x in s.clients.values() if x.output_pending > 8 * 1024 * 1024]
-        if big:
-            notes.append(f"{len(big)} client(s) hold more than 8 MB of unsent replies.")
-        if s.maxmemory and rss > s.maxmemory:
-            notes.append("The process uses more memory than maxmemory.")
-        text = " ".join(notes) or "No memory problem found."
-    return _native.Verbatim((text + "\n").encode())
+    return _native.Verbatim((eviction.memory_doctor(c.server) + "\n").encode())
 
 
 @command("memory|malloc-stats", 2, tips="nondeterministic_output request_policy:all_shards response_policy:special",

@@ -73,7 +73,7 @@ def expire_now(server, key, *fields):
 @pytest.fixture
 def events(server):
     seen = []
-    server.keyspace_event_hook = lambda event, key, dbid: seen.append((event, key))
+    server.keyspace_event_hook = lambda event, key, dbid: event in ("new", "keymiss") or seen.append((event, key))
     return seen
 
 

@@ -19,7 +19,7 @@ def run(session, *args):
 @pytest.fixture
 def events(server):
     seen = []
-    server.keyspace_event_hook = lambda event, key, dbid: seen.append((event, key))
+    server.keyspace_event_hook = lambda event, key, dbid: event in ("new", "keymiss") or seen.append((event, key))
     return seen
 
 
