@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import signal
 import socket
 import sys
@@ -412,14 +411,6 @@ def _format_addr(a):
         host = a[0]
         return f"{host}:{a[1]}"
     return str(a)
-
-
-def rss_bytes():
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * resource.getpagesize()
-    except OSError:
-        return 0
 
 
 def notify_systemd(message: str):

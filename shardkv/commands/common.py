@@ -172,3 +172,17 @@ def parse_timeout(c, b):
     if ms > 0 and ms > LLONG_MAX - c.server.now_ms:
         raise ReplyError(TIMEOUT_OUT_OF_RANGE)
     return ms
+
+
+def c_atoi(b):
+    """C's atoi (Valkey reads some numkeys with it): leading blanks, a sign,
+    digits; the result cut to a 32-bit int."""
+    t = b.lstrip(b" \t\n\v\f\r")
+    sign = 1
+    if t[:1] in (b"+", b"-"):
+        sign = -1 if t[:1] == b"-" else 1
+        t = t[1:]
+    digits = len(t) - len(t.lstrip(b"0123456789"))
+    n = sign * int(t[:digits]) if digits else 0
+    n = max(min(n, LLONG_MAX), -LLONG_MAX - 1)
+    return ((n + 2**31) % 2**32) - 2**31

@@ -23,7 +23,7 @@ from shardkv import errors
 from shardkv.commands.common import (
     LLONG_MAX, OK, format_int, int_arg, notify, parse_int,
 )
-from shardkv.commands.keys import expire_flags, parse_cursor
+from shardkv.commands.keys import collection_scan_options, expire_flags, parse_cursor
 from shardkv.commands.table import command
 from shardkv.errors import ReplyError
 from shardkv.glob import glob_match
@@ -543,26 +543,7 @@ def hscan(c, argv):
     h = _read(c, argv[1])
     if h is None:
         return [b"0", []]
-    count, pattern, novalues = 10, None, False
-    i = 3
-    while i < len(argv):
-        opt = argv[i].lower()
-        more = i + 1 < len(argv)
-        if opt == b"count" and more:
-            count = int_arg(argv[i + 1])
-            if count < 1:
-                raise ReplyError(errors.SYNTAX)
-            i += 2
-        elif opt == b"match" and more:
-            pattern = argv[i + 1]
-            if pattern == b"*":
-                pattern = None
-            i += 2
-        elif opt == b"novalues":
-            novalues = True
-            i += 1
-        else:
-            raise ReplyError(errors.SYNTAX)
+    pattern, count, novalues = collection_scan_options(argv, b"novalues")
     now = c.server.now_ms
     if not h.ht:
         # small hashes come back whole, whatever the cursor (as in Redis)

@@ -268,6 +268,35 @@ def scan_arguments(argv, start):
     return pattern, count, typ
 
 
+def collection_scan_options(argv, own_flag=None):
+    """MATCH, COUNT and the family's own flag of HSCAN/SSCAN/ZSCAN
+    (argv[3:]): (pattern or None, count, whether own_flag was given).
+    own_flag: b"novalues" for HSCAN, b"noscores" for ZSCAN, None for SSCAN;
+    the other family's flag gets Valkey's error."""
+    pattern, count, flag = None, 10, False
+    i = 3
+    while i < len(argv):
+        opt = argv[i].lower()
+        more = len(argv) - i
+        if opt == b"count" and more >= 2:
+            count = int_arg(argv[i + 1])
+            if count < 1:
+                raise ReplyError(errors.SYNTAX)
+            i += 2
+        elif opt == b"match" and more >= 2:
+            pattern = None if argv[i + 1] == b"*" else argv[i + 1]
+            i += 2
+        elif opt in (b"novalues", b"noscores"):
+            if opt != own_flag:
+                raise ReplyError("ERR NOVALUES option can only be used in HSCAN" if opt == b"novalues"
+                                 else "ERR NOSCORES option can only be used in ZSCAN")
+            flag = True
+            i += 1
+        else:
+            raise ReplyError(errors.SYNTAX)
+    return pattern, count, flag
+
+
 def parse_cursor(b):
     """A cursor as Valkey reads it: leading spaces, an optional '+', digits,
     below 2**64."""

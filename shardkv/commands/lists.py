@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from shardkv import errors
 from shardkv.commands.common import (
-    NULL_ARRAY, OK, format_int, int_arg, notify, parse_int, parse_timeout, typed_lookup,
+    NULL_ARRAY, OK, c_atoi, format_int, int_arg, notify, parse_int, parse_timeout, typed_lookup,
 )
 from shardkv.commands.table import command
 from shardkv.errors import ReplyError
@@ -413,19 +413,6 @@ def _pop_first(c, keys, head, count):
     return None
 
 
-def _atoi(b):
-    """C's atoi: leading spaces, a sign, digits; the result cut to an int."""
-    s = b.lstrip(b" \t\n\v\f\r")
-    sign = 1
-    if s[:1] in (b"+", b"-"):
-        sign = -1 if s[:1] == b"-" else 1
-        s = s[1:]
-    digits = len(s) - len(s.lstrip(b"0123456789"))
-    n = sign * int(s[:digits]) if digits else 0
-    n = max(min(n, LONG_MAX), -LONG_MAX - 1)
-    return ((n + 2**31) % 2**32) - 2**31
-
-
 def _mpop_getkeys(numkeys_idx):
     """The keys of LMPOP/BLMPOP as Valkey finds them: the numkeys key spec,
     else (for a numkeys only atoi can read) the command's own key finder."""
@@ -440,7 +427,7 @@ def _mpop_getkeys(numkeys_idx):
             last = first + (((n + 2**31) % 2**32) - 2**31) - 1
             if first <= last < argc:
                 return list(range(first, last + 1))
-        n = _atoi(argv[numkeys_idx])
+        n = c_atoi(argv[numkeys_idx])
         if n < 1 or n > argc - first:
             return []
         return list(range(first, first + n))

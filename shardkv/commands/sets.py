@@ -13,7 +13,7 @@ batches of 1024), or as UNLINK/DEL when it emptied the set."""
 
 from shardkv import errors
 from shardkv.commands.common import LLONG_MAX, RespSet, format_int, int_arg, notify, parse_int, typed_lookup
-from shardkv.commands.keys import parse_cursor
+from shardkv.commands.keys import collection_scan_options, parse_cursor
 from shardkv.commands.table import command
 from shardkv.errors import ReplyError
 from shardkv.glob import glob_match
@@ -448,30 +448,6 @@ def sdiffstore(c, argv):
 
 # ---------------------------------------------------------------- SSCAN
 
-def sscan_options(argv):
-    """MATCH and COUNT of SSCAN (argv[3:]): (pattern or None, count)."""
-    pattern, count = None, 10
-    i = 3
-    while i < len(argv):
-        opt = argv[i].lower()
-        more = len(argv) - i
-        if opt == b"count" and more >= 2:
-            count = int_arg(argv[i + 1])
-            if count < 1:
-                raise ReplyError(errors.SYNTAX)
-            i += 2
-        elif opt == b"match" and more >= 2:
-            pattern = None if argv[i + 1] == b"*" else argv[i + 1]
-            i += 2
-        elif opt == b"novalues":
-            raise ReplyError("ERR NOVALUES option can only be used in HSCAN")
-        elif opt == b"noscores":
-            raise ReplyError("ERR NOSCORES option can only be used in ZSCAN")
-        else:
-            raise ReplyError(errors.SYNTAX)
-    return pattern, count
-
-
 @command("sscan", -3, flags="readonly", acl="read set slow", keys=(1, 1, 1),
          specs=["RO access: index 1, range 0 1 0"], tips="nondeterministic_output",
          group=GROUP, since="2.8.0",
@@ -484,7 +460,7 @@ def sscan(c, argv):
     st = read_set(c, argv[1])
     if st is None:
         return [b"0", []]
-    pattern, count = sscan_options(argv)
+    pattern, count, _ = collection_scan_options(argv)
     if st.enc == HASHTABLE:
         cursor, batch = st.scan(cursor, count)
     else:

@@ -24,7 +24,7 @@ import re
 
 from shardkv import errors
 from shardkv.commands.common import (
-    LLONG_MAX, NULL_ARRAY, format_double, format_int, int_arg, notify, parse_int, parse_timeout,
+    LLONG_MAX, NULL_ARRAY, c_atoi, format_double, format_int, int_arg, notify, parse_int, parse_timeout,
     typed_lookup,
 )
 from shardkv.commands.table import command
@@ -759,19 +759,6 @@ def _pop_first(c, keys, highest, count, with_key_nested):
     return None
 
 
-def _atoi(b):
-    """C's atoi: leading blanks, a sign, digits; cut to an int."""
-    t = b.lstrip(b" \t\n\v\f\r")
-    sign = 1
-    if t[:1] in (b"+", b"-"):
-        sign = -1 if t[:1] == b"-" else 1
-        t = t[1:]
-    digits = len(t) - len(t.lstrip(b"0123456789"))
-    n = sign * int(t[:digits]) if digits else 0
-    n = max(min(n, LLONG_MAX), -LLONG_MAX - 1)
-    return ((n + 2**31) % 2**32) - 2**31
-
-
 def _numkeys_getkeys(numkeys_idx, store_idx=0):
     """The keys of a command with a numkeys argument as Valkey finds them:
     by the key specs when numkeys reads as an integer, else by the command's
@@ -788,7 +775,7 @@ def _numkeys_getkeys(numkeys_idx, store_idx=0):
             if first <= last < argc:
                 keys = list(range(first, last + 1))
                 return ([store_idx] + keys) if store_idx else keys
-        n = _atoi(argv[numkeys_idx])
+        n = c_atoi(argv[numkeys_idx])
         if n < 1 or n > argc - first:
             return []
         keys = list(range(first, first + n))
@@ -1148,31 +1135,12 @@ def _zrandmember_count(c, key, n, withscores):
                      "the collection."),
          summary="Iterates over the members and scores of a sorted set with a cursor, a batch per call.")
 def zscan(c, argv):
-    from shardkv.commands.keys import parse_cursor
+    from shardkv.commands.keys import collection_scan_options, parse_cursor
     cursor = parse_cursor(argv[2])
     z = read_zset(c, argv[1])
     if z is None:
         return [b"0", []]
-    pattern, count, noscores = None, 10, False
-    i = 3
-    while i < len(argv):
-        opt = argv[i].lower()
-        more = len(argv) - i
-        if opt == b"count" and more >= 2:
-            count = int_arg(argv[i + 1])
-            if count < 1:
-                raise ReplyError(errors.SYNTAX)
-            i += 2
-        elif opt == b"match" and more >= 2:
-            pattern = None if argv[i + 1] == b"*" else argv[i + 1]
-            i += 2
-        elif opt == b"novalues":
-            raise ReplyError("ERR NOVALUES option can only be used in HSCAN")
-        elif opt == b"noscores":
-            noscores = True
-            i += 1
-        else:
-            raise ReplyError(errors.SYNTAX)
+    pattern, count, noscores = collection_scan_options(argv, b"noscores")
     if z.enc == SKIPLIST:
         cursor, batch = z.scan(cursor, count)
     else:

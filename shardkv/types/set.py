@@ -41,6 +41,24 @@ def intset_limit(limits):
     return min(limits[0], INTSET_HARD_LIMIT)
 
 
+
+def position_scan(cache, members, cursor, count):
+    """One step of a scan by fixed positions (SSCAN, ZSCAN): every member
+    gets a position from its hash, and the cursor is the position to resume
+    from. cache holds the sorted positions, built on the first step and
+    dropped by the caller when members change. Returns (cache, next cursor,
+    the batch's members)."""
+    if cache is None:
+        pairs = sorted(((hash(m) & SCAN_POSITION_MASK) + 1, m) for m in members)
+        cache = ([p for p, _ in pairs], [m for _, m in pairs])
+    positions, ordered = cache
+    n = len(positions)
+    i = bisect_left(positions, cursor)
+    j = min(i + count, n)
+    while 0 < j < n and positions[j] == positions[j - 1]:
+        j += 1
+    return cache, (positions[j] if j < n else 0), ordered[i:j]
+
 class SetValue:
     """A set of bytes members. `d` maps each member to: its integer value
     (intset), None (listpack, insertion ordered) or its index in `arr`
@@ -150,16 +168,8 @@ class SetValue:
         positions upwards, so a member present for the whole scan is returned
         exactly once whatever is added or removed meanwhile. The cursor is
         the position to resume from; 0 starts and ends a scan."""
-        if self._scan is None:
-            pairs = sorted(((hash(m) & SCAN_POSITION_MASK) + 1, m) for m in self.arr)
-            self._scan = ([p for p, _ in pairs], [m for _, m in pairs])
-        positions, members = self._scan
-        n = len(positions)
-        i = bisect_left(positions, cursor)
-        j = min(i + count, n)
-        while 0 < j < n and positions[j] == positions[j - 1]:
-            j += 1
-        return (positions[j] if j < n else 0), members[i:j]
+        self._scan, nxt, batch = position_scan(self._scan, self.arr, cursor, count)
+        return nxt, batch
 
     # ------------------------------------------------------------ writing
     def maybe_convert(self, size_hint, limits):

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import math
 import random
-from bisect import bisect_left
 
 from sortedcontainers import SortedList
 
+from shardkv.types.set import position_scan
+
 LISTPACK, SKIPLIST = 0, 1
 ENCODING_NAMES = ("listpack", "skiplist")
-SCAN_POSITION_MASK = (1 << 63) - 1
 INF = math.inf
 _next_up = math.nextafter
 
@@ -271,18 +271,9 @@ class ZSetValue:
         positions upwards, so a member present for the whole scan is returned
         exactly once whatever is added or removed meanwhile. 0 starts and
         ends a scan."""
-        if self._scan is None:
-            keyed = sorted(((hash(m) & SCAN_POSITION_MASK) + 1, m) for m in self.d)
-            self._scan = ([p for p, _ in keyed], [m for _, m in keyed])
-        positions, members = self._scan
-        n = len(positions)
-        i = bisect_left(positions, cursor)
-        j = min(i + count, n)
-        while 0 < j < n and positions[j] == positions[j - 1]:
-            j += 1
+        self._scan, nxt, members = position_scan(self._scan, self.d, cursor, count)
         d = self.d
-        batch = [(m, d[m]) for m in members[i:j] if m in d]
-        return (positions[j] if j < n else 0), batch
+        return nxt, [(m, d[m]) for m in members if m in d]
 
     # ------------------------------------------------------------ writing
     def maybe_convert(self, size_hint, maxlen, limits):
