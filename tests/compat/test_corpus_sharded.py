@@ -22,6 +22,11 @@ SHARDED_DIFFERENCES: dict[tuple[str, str], str] = {
     ("connection.txt", "client-misc"): "CLIENT KILL is refused through the router (connect to a shard)",
     ("tracking.txt", "tracking-several-keys-and-flush"): (
         "FLUSHALL reaches every worker, and each sends its invalidate null (valkey: one)"),
+    **{("pubsub.txt", case): (
+        "a keyspace event of a key on another worker reaches a router subscriber through "
+        "worker 0, after the worker's reply: it may arrive after the replies of the next "
+        "commands") for case in ("keyspace-events", "keyspace-events-classes",
+                                 "keyspace-events-new-and-keymiss")},
     ("tracking.txt", "tracking-default-mode"): (
         "invalidation pushes from another worker may arrive a reply later through the router"),
 }
