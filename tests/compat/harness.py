@@ -974,3 +974,18 @@ def describe_mismatch(case: Case, protocol: int, r: LineResult, expected: str,
             if x is r:
                 break
     return "\n".join(out)
+
+
+def hypothesis_profile(name: str, ci_examples: int, long_examples: int = 2000):
+    """The hypothesis settings of one generated-sequence test file: `ci` (the
+    default: derandomized, no example database, ci_examples examples) or
+    `long` (HYPOTHESIS_PROFILE=long: random, example database on)."""
+    from hypothesis import HealthCheck, settings
+    common = dict(deadline=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile(f"compat-{name}-ci", max_examples=ci_examples, derandomize=True,
+                              database=None, **common)
+    settings.register_profile(f"compat-{name}-long", max_examples=long_examples, derandomize=False,
+                              **common)
+    long = os.environ.get("HYPOTHESIS_PROFILE", "ci") == "long"
+    return settings.get_profile(f"compat-{name}-{'long' if long else 'ci'}")

@@ -19,10 +19,9 @@ Profiles (HYPOTHESIS_PROFILE env var, applied to these tests only):
 
 from __future__ import annotations
 
-import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from . import harness
@@ -30,16 +29,7 @@ from .test_generated import _show
 
 pytestmark = pytest.mark.compat
 
-_COMMON = dict(
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile("compat-bits-ci", max_examples=100, derandomize=True, database=None,
-                          **_COMMON)
-settings.register_profile("compat-bits-long", max_examples=2000, derandomize=False, **_COMMON)
-_PROFILE_NAME = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-PROFILE = settings.get_profile(
-    "compat-bits-long" if _PROFILE_NAME == "long" else "compat-bits-ci")
+PROFILE = harness.hypothesis_profile("bits", 100)
 
 # ---------------------------------------------------------------- strategies
 

@@ -22,10 +22,9 @@ Profiles (HYPOTHESIS_PROFILE env var, applied to these tests only):
 
 from __future__ import annotations
 
-import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from . import harness
@@ -33,15 +32,7 @@ from .test_generated import _show
 
 pytestmark = pytest.mark.compat
 
-_COMMON = dict(
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile("compat-geo-ci", max_examples=120, derandomize=True, database=None,
-                          **_COMMON)
-settings.register_profile("compat-geo-long", max_examples=2000, derandomize=False, **_COMMON)
-_PROFILE_NAME = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-PROFILE = settings.get_profile("compat-geo-long" if _PROFILE_NAME == "long" else "compat-geo-ci")
+PROFILE = harness.hypothesis_profile("geo", 120)
 
 
 def _resp3_coordinates():

@@ -21,10 +21,9 @@ Profiles (HYPOTHESIS_PROFILE env var, applied to these tests only):
 
 from __future__ import annotations
 
-import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from . import harness
@@ -32,16 +31,7 @@ from .test_generated import _show
 
 pytestmark = pytest.mark.compat
 
-_COMMON = dict(
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile("compat-hll-ci", max_examples=40, derandomize=True, database=None,
-                          **_COMMON)
-settings.register_profile("compat-hll-long", max_examples=2000, derandomize=False, **_COMMON)
-_PROFILE_NAME = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-PROFILE = settings.get_profile(
-    "compat-hll-long" if _PROFILE_NAME == "long" else "compat-hll-ci")
+PROFILE = harness.hypothesis_profile("hll", 40)
 # the variant under small limits runs fewer examples
 SMALL_LIMITS = settings(PROFILE, max_examples=max(10, PROFILE.max_examples // 4))
 

@@ -17,10 +17,9 @@ Profiles (HYPOTHESIS_PROFILE env var, applied to these tests only):
 
 from __future__ import annotations
 
-import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from . import harness
@@ -28,16 +27,7 @@ from .test_generated import _show
 
 pytestmark = pytest.mark.compat
 
-_COMMON = dict(
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile("compat-stream-ci", max_examples=40, derandomize=True, database=None,
-                          **_COMMON)
-settings.register_profile("compat-stream-long", max_examples=2000, derandomize=False, **_COMMON)
-_PROFILE_NAME = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-PROFILE = settings.get_profile(
-    "compat-stream-long" if _PROFILE_NAME == "long" else "compat-stream-ci")
+PROFILE = harness.hypothesis_profile("stream", 40)
 
 # one hash tag, so that multi-key reads also run through a router
 KEYS = [b"{s}a", b"{s}b", b"{s}c"]

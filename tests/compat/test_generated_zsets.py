@@ -17,10 +17,9 @@ derandomized; long 2000 examples."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from . import harness
@@ -28,11 +27,7 @@ from .test_generated import _show
 
 pytestmark = pytest.mark.compat
 
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("compat-zset-ci", max_examples=30, derandomize=True, database=None, **_COMMON)
-settings.register_profile("compat-zset-long", max_examples=2000, derandomize=False, **_COMMON)
-PROFILE = settings.get_profile(
-    "compat-zset-long" if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "long" else "compat-zset-ci")
+PROFILE = harness.hypothesis_profile("zset", 30)
 
 KEYS = [b"{t}a", b"{t}b", b"{t}c", b"{t}d"]
 LEX = b"{t}lx"
