@@ -186,3 +186,30 @@ def c_atoi(b):
     n = sign * int(t[:digits]) if digits else 0
     n = max(min(n, LLONG_MAX), -LLONG_MAX - 1)
     return ((n + 2**31) % 2**32) - 2**31
+
+
+NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
+COUNT_POSITIVE = "ERR count should be greater than 0"
+
+
+def mpop_arguments(argv, numkeys_idx, parse_where):
+    """numkeys, keys, the side word and COUNT of LMPOP/BLMPOP/ZMPOP/BZMPOP:
+    (keys, parse_where(side word), count). parse_where raises on a bad word."""
+    numkeys = parse_int(argv[numkeys_idx])
+    if numkeys is None or numkeys < 1:
+        raise ReplyError(NUMKEYS_POSITIVE)
+    where_idx = numkeys_idx + numkeys + 1
+    if where_idx >= len(argv):
+        raise ReplyError(errors.SYNTAX)
+    where = parse_where(argv[where_idx])
+    count = None
+    i = where_idx + 1
+    while i < len(argv):
+        if count is None and argv[i].lower() == b"count" and i + 1 < len(argv):
+            count = parse_int(argv[i + 1])
+            if count is None or count < 1:
+                raise ReplyError(COUNT_POSITIVE)
+            i += 2
+        else:
+            raise ReplyError(errors.SYNTAX)
+    return argv[numkeys_idx + 1:where_idx], where, count

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from shardkv import errors
 from shardkv.commands.common import (
-    NULL_ARRAY, OK, c_atoi, format_int, int_arg, notify, parse_int, parse_timeout, typed_lookup,
+    NULL_ARRAY, OK, c_atoi, mpop_arguments, format_int, int_arg, notify, parse_int, parse_timeout, typed_lookup,
 )
 from shardkv.commands.table import command
 from shardkv.errors import ReplyError
@@ -36,8 +36,6 @@ RANK_ZERO = ("ERR RANK can't be zero: use 1 to start from the first match, 2 fro
              "or use negative to start from the end of the list")
 COUNT_NEGATIVE = "ERR COUNT can't be negative"
 MAXLEN_NEGATIVE = "ERR MAXLEN can't be negative"
-NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
-COUNT_POSITIVE = "ERR count should be greater than 0"
 
 PUSH_SPECS = ["RW insert: index 1, range 0 1 0"]
 POP_SPECS = ["RW access delete: index 1, range 0 1 0"]
@@ -436,24 +434,8 @@ def _mpop_getkeys(numkeys_idx):
 
 def _mpop_arguments(argv, numkeys_idx):
     """numkeys, keys, LEFT|RIGHT and COUNT of LMPOP/BLMPOP."""
-    numkeys = parse_int(argv[numkeys_idx])
-    if numkeys is None or numkeys < 1:
-        raise ReplyError(NUMKEYS_POSITIVE)
-    where_idx = numkeys_idx + numkeys + 1
-    if where_idx >= len(argv):
-        raise ReplyError(errors.SYNTAX)
-    head = _side(argv[where_idx])
-    count = None
-    i = where_idx + 1
-    while i < len(argv):
-        if count is None and argv[i].lower() == b"count" and i + 1 < len(argv):
-            count = parse_int(argv[i + 1])
-            if count is None or count < 1:
-                raise ReplyError(COUNT_POSITIVE)
-            i += 2
-        else:
-            raise ReplyError(errors.SYNTAX)
-    return argv[numkeys_idx + 1:where_idx], head, count or 1
+    keys, head, count = mpop_arguments(argv, numkeys_idx, _side)
+    return keys, head, count or 1
 
 
 @command("lmpop", -4, flags="write movablekeys", acl="write list slow",

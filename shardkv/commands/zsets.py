@@ -24,7 +24,7 @@ import re
 
 from shardkv import errors
 from shardkv.commands.common import (
-    LLONG_MAX, NULL_ARRAY, c_atoi, format_double, format_int, int_arg, notify, parse_int, parse_timeout,
+    LLONG_MAX, NULL_ARRAY, c_atoi, mpop_arguments, format_double, format_int, int_arg, notify, parse_int, parse_timeout,
     typed_lookup,
 )
 from shardkv.commands.table import command
@@ -46,11 +46,9 @@ MINMAX_NOT_FLOAT = "ERR min or max is not a float"
 MINMAX_NOT_STRING = "ERR min or max not valid string range item"
 WEIGHT_NOT_FLOAT = "ERR weight value is not a float"
 NUMKEYS_ZERO = "ERR numkeys should be greater than 0"
-NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
 AT_LEAST_1_KEY = "ERR at least 1 input key is needed for '%s' command"
 TOO_MANY_KEYS = "ERR Number of keys can't be greater than number of args"
 LIMIT_NEGATIVE = "ERR LIMIT can't be negative"
-COUNT_POSITIVE = "ERR count should be greater than 0"
 MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
 RANDMEMBER_RANGE = ("ERR value is out of range, value must between -9223372036854775807 and "
                     "9223372036854775807")
@@ -783,32 +781,18 @@ def _numkeys_getkeys(numkeys_idx, store_idx=0):
     return getkeys
 
 
+def _min_max(word):
+    """MIN (False) or MAX (True: the highest scores first)."""
+    word = word.lower()
+    if word not in (b"min", b"max"):
+        raise ReplyError(errors.SYNTAX)
+    return word == b"max"
+
+
 def _mpop_arguments(argv, numkeys_idx):
     """numkeys, keys, MIN|MAX and COUNT of ZMPOP/BZMPOP."""
-    numkeys = parse_int(argv[numkeys_idx])
-    if numkeys is None or numkeys < 1:
-        raise ReplyError(NUMKEYS_POSITIVE)
-    where_idx = numkeys_idx + numkeys + 1
-    if where_idx >= len(argv):
-        raise ReplyError(errors.SYNTAX)
-    where = argv[where_idx].lower()
-    if where == b"min":
-        highest = False
-    elif where == b"max":
-        highest = True
-    else:
-        raise ReplyError(errors.SYNTAX)
-    count = None
-    i = where_idx + 1
-    while i < len(argv):
-        if count is None and argv[i].lower() == b"count" and i + 1 < len(argv):
-            count = parse_int(argv[i + 1])
-            if count is None or count < 1:
-                raise ReplyError(COUNT_POSITIVE)
-            i += 2
-        else:
-            raise ReplyError(errors.SYNTAX)
-    return argv[numkeys_idx + 1:where_idx], highest, count or 1
+    keys, highest, count = mpop_arguments(argv, numkeys_idx, _min_max)
+    return keys, highest, count or 1
 
 
 MPOP_COMPLEXITY = ("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number "

@@ -166,7 +166,7 @@ def run_program(valkey, target, commands, protocol):
             if ra != rb:
                 lines = [f"RESP{protocol}: reply differs at step {len(transcript)}:"]
                 for i, (a, x, y) in enumerate(transcript, 1):
-                    lines.append(f"  {i:2}. {_show(a)}")
+                    lines.append(f"  {i:2}. {_show(a)[:300]}")
                     lines.append(f"        valkey: {harness.format_bytes(x, 300)}")
                     if x != y:
                         lines.append(f"        target: {harness.format_bytes(y, 300)}")
