@@ -48,6 +48,7 @@ DEF R_SLOT = 21          # argument 2 is a slot number (CLUSTER COUNTKEYSINSLOT 
 DEF R_CLIENT_REPLY = 22  # CLIENT REPLY: the router itself holds back replies
 DEF R_DEBUG = 23         # DEBUG: by key, XOR of digests, or every shard
 DEF R_SUBSCRIBE = 24     # (P|S)(UN)SUBSCRIBE: one reply per channel (see pubsub below)
+DEF R_MIN = 25           # every shard; the smallest integer (WAIT: acknowledged by every shard)
 
 # how a Pending turns its parts into the client's reply
 DEF M_PASS = 0
@@ -62,6 +63,7 @@ DEF M_DONE = 8
 DEF M_INFO = 9
 DEF M_XOR = 10
 DEF M_FRAMES = 11        # several reply frames of one command, sent together
+DEF M_MIN = 12
 
 DEF NOT_IN_MULTI = -2
 DEF UNBOUND = -1
@@ -72,7 +74,7 @@ ROUTE_KINDS = dict(keyed=R_KEYED, any=R_ANY, state=R_STATE, all_ok=R_ALL_OK, sum
                    randomkey=R_RANDOMKEY, multi=R_MULTI, exec=R_EXEC, discard=R_DISCARD,
                    watch=R_WATCH, unwatch=R_UNWATCH, quit=R_QUIT, movable=R_MOVABLE,
                    refused=R_REFUSED, info=R_INFO, slot=R_SLOT, client_reply=R_CLIENT_REPLY, debug=R_DEBUG,
-                   subscribe=R_SUBSCRIBE)
+                   subscribe=R_SUBSCRIBE, min=R_MIN)
 
 cdef bytes CROSSSLOT = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
 cdef bytes SHARD_DOWN = b"-ERR shard unavailable, try again\r\n"
@@ -225,6 +227,35 @@ cdef class Router(LoopHandler):
             for first, last in ranges:
                 for s in range(first, last + 1):
                     self.owner[s] = i
+
+    def retarget(self, int shard, addr):
+        """From now on shard's commands go to the worker at addr (a failover
+        promoted it). Every connection to the old worker is closed, so what
+        was in flight there fails with an error reply rather than waiting on
+        a worker that may never answer; a client's own connection is made
+        again, with its state, by its next command. A client whose
+        subscriptions lived on that worker is disconnected, as Redis Cluster
+        disconnects it with its node, so that it subscribes again."""
+        cdef RouterClient c
+        cdef object b
+        if self.shard_addrs[shard] == addr:
+            return False
+        self.shard_addrs[shard] = addr
+        b = self.shared[shard]
+        if b is not None and not (<Backend>b).closed:
+            self.loop.close_connection(<Backend>b)
+        self.shared[shard] = None
+        for c in list(self.clients.values()):
+            if c.closed or not c.backends:
+                continue
+            b = c.backends[shard]
+            if b is not None and not (<Backend>b).closed:
+                self.loop.close_connection(<Backend>b)
+            if (c.sub_shard == shard or (shard == 0 and (c.subs[b"subscribe"] or c.subs[b"psubscribe"]))) \
+                    and not c.close_after_reply:
+                c.close_after_reply = True
+                self.drain(c)
+        return True
 
     def shard_of_slot(self, int slot):
         return self.owner[slot & 16383]
@@ -493,6 +524,8 @@ cdef class Router(LoopHandler):
             return self.broadcast(c, raw, M_ALL_OK)
         if r.kind == R_SUM:
             return self.broadcast(c, raw, M_SUM)
+        if r.kind == R_MIN:
+            return self.broadcast(c, raw, M_MIN)
         if r.kind == R_KEYS:
             return self.broadcast(c, raw, M_CONCAT)
         if r.kind == R_RANDOMKEY:
@@ -925,6 +958,8 @@ cdef class Router(LoopHandler):
             return parts[0]
         if pend.merge == M_SUM:
             return b":%d\r\n" % sum(int((<bytes>r)[1:-2]) for r in parts)
+        if pend.merge == M_MIN:
+            return b":%d\r\n" % min(int((<bytes>r)[1:-2]) for r in parts)
         if pend.merge == M_RANDOM:
             alive = [r for r in parts if not is_null_reply(r)]
             return _random.choice(alive) if alive else parts[0]

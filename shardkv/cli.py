@@ -1,5 +1,7 @@
 """The command line: `shardkv server [CONFIG-FILE] [--port N] [--DIRECTIVE VALUE ...]`
-runs one shard in the foreground, the way redis-server runs."""
+runs one shard in the foreground, the way redis-server runs; `shardkv start`,
+`stop`, `status` and `failover` drive a sharded deployment (supervisor.py),
+and `shardkv router` is the front process it runs."""
 
 from __future__ import annotations
 
@@ -63,15 +65,21 @@ def run_server(argv):
 
 
 def run_router(argv):
+    # a SIGHUP (the supervisor re-targeting shards) must not kill a router
+    # that is still starting: it reads the routes file once it runs anyway
+    import signal
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     parser = argparse.ArgumentParser(prog="shardkv router")
     parser.add_argument("--port", type=int, default=6379)
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--shards", required=True, help="host:port of each worker, comma separated, in shard order")
+    parser.add_argument("--routes-file", default=None,
+                        help="a file holding the --shards list, read again on SIGHUP (failover)")
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
     from shardkv.router import RouterServer, parse_shards
     logging.basicConfig(level=logging.INFO, format="%(process)d router %(asctime)s %(levelname)s %(message)s")
-    router = RouterServer(parse_shards(args.shards), args.bind, args.port)
+    router = RouterServer(parse_shards(args.shards), args.bind, args.port, routes_file=args.routes_file)
     port = router.listen()
     _set_title(args.title or f"shardkv router {args.bind.split()[0]}:{port}")
     router.serve_forever()
@@ -86,16 +94,25 @@ def _set_title(title):
         pass
 
 
-def cluster_args(prog, argv, with_start=False):
+def cluster_args(prog, argv, with_start=False, with_failover=False):
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--port", type=int, default=6379, help="the router's port (default 6379)")
     parser.add_argument("--dir", default=".", help="working directory: state file, data files")
+    if with_failover:
+        parser.add_argument("--shard", type=int, required=True, help="the shard whose primary hands over")
+        parser.add_argument("--replica", default=None, metavar="HOST:PORT",
+                            help="the replica to promote (default: the most up-to-date one)")
+        parser.add_argument("--timeout", type=float, default=10.0,
+                            help="seconds the replica may take to catch up (default 10)")
     if with_start:
         parser.add_argument("--shards", type=int, default=os.cpu_count() or 1,
                             help="number of worker processes (default: number of CPUs)")
         parser.add_argument("--bind", default="127.0.0.1")
         parser.add_argument("--config", default=None, help="a redis.conf-style file for the workers")
-        parser.add_argument("--replicas", type=int, default=0, help="replicas per shard (reserved)")
+        parser.add_argument("--replicas", type=int, default=1,
+                            help="replica processes per shard (default 1; 0: none, a dead worker is restarted)")
+        parser.add_argument("--failover-timeout", type=int, default=5000, metavar="MS",
+                            help="a primary that answers no PING for this long is failed over (default 5000)")
         parser.add_argument("--routers", type=int, default=1, help="router processes sharing the port")
         parser.add_argument("--worker-port", type=int, default=None,
                             help="port of shard 0; shard i uses it + i (default: port + 1000; 0 picks free ports)")
@@ -130,13 +147,15 @@ def main(argv=None):
     sub.add_parser("start", help="run a supervisor, a router and N shards", add_help=False)
     sub.add_parser("stop", help="stop what `shardkv start` runs", add_help=False)
     sub.add_parser("status", help="show the processes of `shardkv start`", add_help=False)
+    sub.add_parser("failover", help="hand a shard over to its replica, losing no write", add_help=False)
     if argv and argv[0] == "server":
         return run_server(argv[1:])
     if argv and argv[0] == "router":
         return run_router(argv[1:])
-    if argv and argv[0] in ("start", "stop", "status"):
+    if argv and argv[0] in ("start", "stop", "status", "failover"):
         from shardkv import supervisor
-        args = cluster_args(f"shardkv {argv[0]}", argv[1:], with_start=argv[0] == "start")
+        args = cluster_args(f"shardkv {argv[0]}", argv[1:], with_start=argv[0] == "start",
+                            with_failover=argv[0] == "failover")
         return getattr(supervisor, argv[0])(args)
     parser.parse_args(argv)
     return 2

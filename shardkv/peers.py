@@ -162,6 +162,15 @@ class Peers:
             self.links.append(link)
             if any(first <= 0 <= last for first, last in node.slots):
                 self.events_link = link
+        if topology.myself.is_replica:
+            self.events_link = None   # its primary already sends the events of these writes
+
+    def reset(self):
+        """The topology changed (a failover): links are made again, to the
+        primaries of the new one, when next needed."""
+        links, self.links, self.events_link = self.links or [], None, None
+        for link in links:
+            link.close()
 
     def publish(self, c, channel, message, local_count):
         """Sends a client's PUBLISH to every peer. Returns the count to

@@ -1,10 +1,13 @@
 """The front router process: routes each command to the worker that owns its
 keys' slot (the forwarding itself is Cython: cython_ext/router.pxi). This
-module decides, from the command table, how each command is routed."""
+module decides, from the command table, how each command is routed, and
+re-targets shards after a failover: the supervisor rewrites the routes file
+(the `--shards` list of the current primaries) and sends SIGHUP."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 
@@ -27,6 +30,8 @@ SPECIAL = {
     "save": "all_ok", "bgsave": "all_ok", "bgrewriteaof": "all_ok",
     # every worker delivers to its own subscribers; the counts add up
     "publish": "sum",
+    # acknowledged by the replicas of every shard: the smallest count
+    "wait": "min",
     "subscribe": "subscribe", "unsubscribe": "subscribe", "psubscribe": "subscribe",
     "punsubscribe": "subscribe", "ssubscribe": "subscribe", "sunsubscribe": "subscribe",
     "del": "split_sum", "unlink": "split_sum", "exists": "split_sum", "touch": "split_sum",
@@ -47,6 +52,9 @@ REFUSED = {
     "client|kill": "ERR CLIENT KILL is not supported through the shardkv router; connect to a shard",
     "client|pause": "ERR CLIENT PAUSE is not supported through the shardkv router; connect to a shard",
     "shutdown": "ERR SHUTDOWN is not supported through the shardkv router; use shardkv stop",
+    "replicaof": "ERR REPLICAOF is not supported through the shardkv router; use shardkv failover",
+    "slaveof": "ERR SLAVEOF is not supported through the shardkv router; use shardkv failover",
+    "failover": "ERR FAILOVER is not supported through the shardkv router; use shardkv failover",
 }
 
 
@@ -128,13 +136,29 @@ def even_slot_ranges(n):
 
 
 class RouterServer(_native.Router):
-    def __init__(self, shard_addrs, bind="127.0.0.1", port=6379):
+    def __init__(self, shard_addrs, bind="127.0.0.1", port=6379, routes_file=None):
         self.routes = build_routes()
         self.queue_check = gate_check
-        self.set_topology(list(shard_addrs), even_slot_ranges(len(shard_addrs)))
+        self.routes_file = routes_file
+        shard_addrs = list(shard_addrs)
+        if routes_file:
+            # newer than --shards when a failover happened before this start
+            shard_addrs = read_routes(routes_file, len(shard_addrs)) or shard_addrs
+        self.set_topology(shard_addrs, even_slot_ranges(len(shard_addrs)))
         self.bind = bind
         self.port = port
         self.sockets = []
+
+    def reload_routes(self):
+        """SIGHUP: the shards' workers as the routes file names them now."""
+        if not self.routes_file:
+            return
+        addrs = read_routes(self.routes_file, self.nshards)
+        if addrs is None:
+            return
+        for i, addr in enumerate(addrs):
+            if self.retarget(i, addr):
+                log.info("shard %d now served by %s", i, addr if isinstance(addr, str) else "%s:%d" % addr)
 
     def listen(self):
         for addr in self.bind.split():
@@ -158,12 +182,37 @@ class RouterServer(_native.Router):
     def serve_forever(self):
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())
+        # the handler only schedules the reload: the loop runs it between passes
+        signal.signal(signal.SIGHUP, lambda *_: self.loop.call_later(0, self.reload_routes))
+        self.loop.call_later(0, self.reload_routes)   # a SIGHUP may have come during start-up
         log.info("router ready on port %s, %d shards", self.port, self.nshards)
         try:
             self.run()
         finally:
             for s in self.sockets:
                 s.close()
+
+
+def read_routes(path, nshards):
+    """The routes file: one line, the `--shards` list. None when it is
+    missing or does not name nshards workers (that would be resharding)."""
+    try:
+        with open(path) as f:
+            addrs = parse_shards(f.read().strip())
+    except (OSError, ValueError) as e:
+        log.warning("cannot read the routes file %s: %s", path, e)
+        return None
+    if len(addrs) != nshards:
+        log.warning("routes file %s names %d shards, not %d: ignored", path, len(addrs), nshards)
+        return None
+    return addrs
+
+
+def write_routes(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
 
 
 def parse_shards(text):

@@ -102,12 +102,42 @@ class Server(_native.ShardCore):
         from shardkv.cluster import Topology
         path = os.path.join(self.config["dir"], self.config["cluster-config-file"])
         try:
+            stamp = _file_stamp(path)
             self.topology = Topology.load(path)
         except (OSError, ValueError) as e:
             raise SystemExit(f"shardkv: cannot load the cluster topology {path}: {e}") from None
         self.cluster_enabled = True
         self.cluster_mode = True
+        self._apply_topology(stamp)
+        # the supervisor rewrites nodes.conf (atomically, by rename) when the
+        # topology changes; a stat every 100 ms notices it
+        self.loop.call_later(TOPOLOGY_CHECK_MS, self.reload_topology)
+
+    def _apply_topology(self, stamp):
+        self.topology_stamp = stamp
         self.slot_targets = self.topology.slot_targets()
+        self.replica_read_slots = self.topology.replica_read_slots()
+
+    def reload_topology(self):
+        """Loads nodes.conf again if it changed since the last load; a file
+        that cannot be read keeps the topology served now."""
+        from shardkv.cluster import Topology
+        path = os.path.join(self.config["dir"], self.config["cluster-config-file"])
+        try:
+            stamp = _file_stamp(path)
+            if stamp != self.topology_stamp:
+                before = self.topology.myself
+                self.topology = Topology.load(path)
+                self._apply_topology(stamp)
+                self.peers.reset()
+                me = self.topology.myself
+                if before.flags != me.flags or before.slots != me.slots:
+                    log.info("cluster topology changed: this node is now %s",
+                             "a primary" if me.is_primary else "a replica")
+                    _retitle(me)
+        except (OSError, ValueError) as e:
+            log.warning("cannot reload the cluster topology %s: %s", path, e)
+        self.loop.call_later(TOPOLOGY_CHECK_MS, self.reload_topology)
 
     # ------------------------------------------------------------ config
     def config_changed(self, name, value, old):
@@ -404,6 +434,31 @@ class Server(_native.ShardCore):
     def info_sections(self):
         from shardkv.info import build_info
         return build_info(self)
+
+
+TOPOLOGY_CHECK_MS = 100
+
+
+def _file_stamp(path):
+    st = os.stat(path)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _retitle(me):
+    """Under `shardkv start` a worker's process title names its role
+    (`shardkv shard 1/4 primary 127.0.0.1:7001 slots ...`): after a failover
+    it names the new one."""
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    words = setproctitle.getproctitle().split()
+    if len(words) < 5 or words[:2] != ["shardkv", "shard"]:
+        return
+    title = " ".join(words[:3] + ["primary" if me.is_primary else "replica", words[4]])
+    if me.is_primary and me.slots:
+        title += " slots " + ",".join(f"{a}-{b}" for a, b in me.slots)
+    setproctitle.setproctitle(title)
 
 
 def _format_addr(a):

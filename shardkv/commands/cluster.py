@@ -37,15 +37,23 @@ def cluster_slots(c, argv):
     t = topology(c)
     out = []
     for n in t.primaries():
+        # as Redis: replicas known to be down are left out
+        replicas = [_node_entry(r) for r in t.replicas_of(n, include_failed=False)]
         for a, b in n.slots:
-            out.append([a, b, _node_entry(n)] + [_node_entry(r) for r in t.replicas_of(n)])
+            out.append([a, b, _node_entry(n)] + replicas)
     out.sort(key=lambda e: e[0])
     return out
 
 
-def _shard_node(n, role):
+def _shard_node(c, t, n, role):
+    # this worker knows its own offset; the others' as of nodes.conf: 0
+    offset = _own_offset(c.server) if n is t.myself else 0
     return {b"id": n.id.encode(), b"port": n.port, b"ip": n.host.encode(), b"endpoint": n.host.encode(),
-            b"role": role, b"replication-offset": 0, b"health": b"online"}
+            b"role": role, b"replication-offset": offset, b"health": b"fail" if n.failed else b"online"}
+
+
+def _own_offset(server):
+    return getattr(server, "master_repl_offset", 0) or 0
 
 
 @command("cluster|shards", 2, tips="nondeterministic_output", since="7.0.0",
@@ -58,7 +66,7 @@ def cluster_shards(c, argv):
         slots = []
         for a, b in n.slots:
             slots += [a, b]
-        nodes = [_shard_node(n, b"master")] + [_shard_node(r, b"replica") for r in t.replicas_of(n)]
+        nodes = [_shard_node(c, t, n, b"master")] + [_shard_node(c, t, r, b"replica") for r in t.replicas_of(n)]
         out.append({b"slots": slots, b"nodes": nodes, b"id": (n.shard_id or n.id).encode()})
     return out
 
@@ -69,6 +77,28 @@ def cluster_shards(c, argv):
 def cluster_nodes(c, argv):
     t = topology(c)
     return Verbatim("".join(n.line(for_node=t.myself) + "\n" for n in t.nodes).encode())
+
+
+@command("cluster|replicas", 3, tips="nondeterministic_output", since="5.0.0",
+         complexity="O(N) where N is the number of replicas.",
+         flags="admin stale", acl="admin slow dangerous", group="cluster",
+         summary="Lists the replica nodes of a master node.")
+def cluster_replicas(c, argv):
+    t = topology(c)
+    primary = t.node(argv[2].decode("latin-1"))
+    if primary is None:
+        raise ReplyError(f"ERR Unknown node {argv[2].decode('latin-1')}")
+    if not primary.is_primary:
+        raise ReplyError("ERR The specified node is not a master")
+    return [r.line(for_node=t.myself).encode() for r in t.replicas_of(primary)]
+
+
+@command("cluster|slaves", 3, tips="nondeterministic_output", since="3.0.0",
+         complexity="O(N) where N is the number of replicas.",
+         flags="admin stale", acl="admin slow dangerous", group="cluster",
+         summary="Lists the replica nodes of a master node.")
+def cluster_slaves(c, argv):
+    return cluster_replicas(c, argv)
 
 
 @command("cluster|info", 2, tips="nondeterministic_output", since="3.0.0",
@@ -161,6 +191,7 @@ def cluster_help(c, argv):
         "KEYSLOT <key>", "    Hash slot of <key>.",
         "MYID / MYSHARDID", "    Id of this node / of its shard.",
         "NODES", "    Nodes in nodes.conf format.",
+        "REPLICAS <node-id>", "    Replicas of the master <node-id>.",
         "SHARDS", "    Shards with their slots and nodes.",
         "SLOTS", "    Slot ranges and the nodes that serve them.",
     ])
