@@ -616,7 +616,7 @@ def start_sharded(shards: int = 3) -> ServerProcess:
     """`shardkv start`: a supervisor, a router and `shards` workers; the
     ServerProcess's port is the router's."""
     def argv(port: int, workdir: str) -> list[str]:
-        out = [sys.executable, "-m", "shardkv", "start", "--shards", str(shards), "--port", str(port),
+        out = [sys.executable, "-m", "shardkv", "start", "--shards", str(shards), "--replicas", "0", "--port", str(port),
                "--worker-port", "0", "--dir", workdir, "--bind", HOST]
         for i in range(0, len(REFERENCE_DIRECTIVES), 2):
             out += ["--directive", REFERENCE_DIRECTIVES[i].lstrip("-"), REFERENCE_DIRECTIVES[i + 1]]

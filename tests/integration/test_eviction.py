@@ -218,7 +218,7 @@ def test_start_splits_maxmemory_over_the_shards():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(os.path.join(d, "log"), "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "shardkv", "start", "--shards", "2", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "shardkv", "start", "--shards", "2", "--replicas", "0", "--port", str(port),
                              "--worker-port", "0", "--dir", d, "--maxmemory", "64mb",
                              "--maxmemory-policy", "allkeys-lru"], stdout=log, stderr=subprocess.STDOUT)
     try:

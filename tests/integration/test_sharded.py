@@ -43,7 +43,7 @@ class Deployment:
         self.port = free_port()
         self.log = open(os.path.join(self.dir, "log"), "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shardkv", "start", "--shards", str(shards), "--port", str(self.port),
+            [sys.executable, "-m", "shardkv", "start", "--shards", str(shards), "--replicas", "0", "--port", str(self.port),
              "--worker-port", "0", "--dir", self.dir, "--directive", "enable-debug-command", "local"],
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         assert wait_for(lambda: self.state() is not None and redis.Redis(port=self.port).ping(), 40), \
@@ -291,7 +291,7 @@ def test_config_set_through_the_router_reaches_every_worker(deployment):
 def test_daemonize_detaches_and_stop_stops_it():
     work = tempfile.mkdtemp(prefix="shardkv-daemon-")
     port = free_port()
-    out = subprocess.run([sys.executable, "-m", "shardkv", "start", "--shards", "1", "--port", str(port),
+    out = subprocess.run([sys.executable, "-m", "shardkv", "start", "--shards", "1", "--replicas", "0", "--port", str(port),
                           "--worker-port", "0", "--dir", work, "--daemonize",
                           "--logfile", os.path.join(work, "log")], capture_output=True, text=True, timeout=20)
     assert out.returncode == 0, out.stderr
