@@ -174,7 +174,7 @@ class Supervisor:
         self.worker_config = worker_config(args)
         self.password = self.worker_config["requirepass"] or None
         self.control = None
-        self.lock = threading.Lock()
+        self.control_path = control_socket_path(args.dir, args.port)
         self.ranges = ranges = even_slot_ranges(n)
         # primaries on the first N ports, then the replicas, replica j of
         # shard i on worker_port + N * (j + 1) + i
@@ -325,7 +325,6 @@ class Supervisor:
     def run(self):
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        self.control_path = control_socket_path(self.args.dir, self.args.port)
         try:
             primaries = [c for c in self.workers() if c.role == "primary"]
             for c in primaries:
