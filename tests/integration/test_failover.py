@@ -203,10 +203,16 @@ def test_router_retargets_a_shard_on_sighup(start_shardkv, tmp_path):
         t = threading.Thread(target=lambda: outcome.append(_capture(lambda: blocked.blpop("list", 0))))
         t.start()
         assert wait_for(lambda: redis.Redis(port=a.port).info("clients")["blocked_clients"] == 1, 5)
+        subscriber = socket.create_connection((HOST, port), timeout=5)
+        subscriber.sendall(b"SUBSCRIBE news\r\n")
+        assert subscriber.recv(100).startswith(b"*3\r\n$9\r\nsubscribe\r\n")
         routes.write_text(f"{HOST}:{b.port}\n")
         router.send_signal(signal.SIGHUP)
         t.join(5)
         assert not t.is_alive() and isinstance(outcome[0], redis.ResponseError), outcome
+        # its subscriptions lived on the old worker: it is disconnected, to subscribe again
+        assert subscriber.recv(100) == b""
+        subscriber.close()
         assert wait_for(lambda: r.get("x") is None, 5)      # b has no x
         r.set("y", "on b")
         assert redis.Redis(port=b.port).get("y") == b"on b"
