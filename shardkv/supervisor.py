@@ -429,8 +429,8 @@ class Supervisor:
         now = time.monotonic()
         changed = False
         for c in self.workers():
-            if c.role == "replica" and c.node.failed and c.alive() and c.ready:
-                c.node.flags.remove("fail")      # back: clients may read from it again
+            if c.role == "replica" and c.node.failed and c.alive() and c.synced:
+                c.node.flags.remove("fail")      # back and synced: clients may read from it again
                 changed = True
             elif c.role == "primary" and self.nreplicas and c.alive() and c.ready \
                     and now - c.last_ok > self.failover_timeout:
