@@ -270,6 +270,22 @@ cdef class ShardCore(LoopHandler):
         self.client_connected(c)
         return 0
 
+    def adopt_socket(self, int fd, long long flags):
+        """Serves a socket this server connected itself (a replica's link to
+        its primary) as a client with the given flags."""
+        cdef Client c = <Client>self.make_connection(fd)
+        c.flags |= flags
+        self.loop.add_connection(c, fd, self)
+        self.clients[c.id] = c
+        self.client_connected(c)
+        return c
+
+    def inject_input(self, Client c, data):
+        """Processes bytes as if they had been read from c's socket."""
+        if data:
+            c.parser.feed(data)
+            self.process_input(c)
+
     def client_connected(self, Client c):
         """Fills the client's addresses; overridden in Python."""
         pass
@@ -321,6 +337,14 @@ cdef class ShardCore(LoopHandler):
             argv = p.parse_next()
             if argv is None:
                 break
+            if c.flags & CF_MASTER:
+                # the primary's stream: its bytes, as applied, go on to this
+                # replica's backlog and replicas and count in its offset
+                raw = PyBytes_FromStringAndSize(p.buf + p.cmd_start, p.start - p.cmd_start)
+                self.process_command(c, <list>argv)
+                if self.master_stream_hook is not None:
+                    self.master_stream_hook(raw)
+                continue
             self.process_command(c, <list>argv)
             if (self.obuf_hard or self.obuf_soft) and c.out.length > c.out.sent \
                     and self.obuf_limit_reached(c):
@@ -416,6 +440,14 @@ cdef class ShardCore(LoopHandler):
             return self.reject(c, cmd, "ERR wrong number of arguments for '%s' command" % cmd.name)
         if not c.authenticated and not (cmd.flags & CMD_NO_AUTH):
             return self.reject(c, cmd, "NOAUTH Authentication required.")
+        if c.flags & CF_MASTER:
+            # the primary's stream is obeyed: no redirects, limits or refusals
+            if (c.flags & CF_MULTI) and not (cmd.flags & CMD_TX_CONTROL):
+                c.multi_queue.append((cmd, argv))
+            else:
+                self.call(c, cmd, argv)
+                c.last_cmd = cmd
+            return 0
         if self.cluster_mode and not (c.flags & CF_ROUTED) \
                 and (cmd.first_key > 0 or (cmd.flags & CMD_MOVABLE_KEYS)):
             s = self.cluster_redirect(c, cmd, argv)
@@ -425,6 +457,8 @@ cdef class ShardCore(LoopHandler):
             s = self.gate_hook(c, cmd, argv)
             if s is not None:
                 return self.reject(c, cmd, s)
+        if self.is_replica and self.replica_read_only and (cmd.flags & CMD_WRITE):
+            return self.reject(c, cmd, "READONLY You can't write against a read only replica.")
         if self.maxmemory and self.call_depth == 0 and not self.is_replica \
                 and not self.expire_deletes_paused:
             # memory only grows through writes (dirty) and re-measures: a
@@ -483,6 +517,9 @@ cdef class ShardCore(LoopHandler):
             return None
         if not target:
             return "CLUSTERDOWN Hash slot not served"
+        if (c.flags & CF_READONLY) and not (cmd.flags & CMD_WRITE) \
+                and self.replica_read_slots is not None and self.replica_read_slots[slot]:
+            return None     # a replica of the slot's primary serves READONLY reads
         return "MOVED %d %s" % (slot, target)
 
     cdef int reject(self, Client c, Command cmd, str msg) except -1:
@@ -565,8 +602,10 @@ cdef class ShardCore(LoopHandler):
                     self.propagate(c.db.id, <list>r)
             else:
                 self.propagate(c.db.id, argv)
-        if self.call_depth == 0 and self.feed_pending:
-            self.flush_feed()
+        if self.call_depth == 0:
+            if self.feed_pending:
+                self.flush_feed()
+            c.woff = self.master_repl_offset
         if c.flags & (CF_REPLY_OFF | CF_REPLY_SKIP):
             c.out.length = reply_mark if reply_mark >= c.out.sent else c.out.length
             c.flags &= ~CF_REPLY_SKIP
@@ -643,7 +682,11 @@ cdef class ShardCore(LoopHandler):
         cdef Entry *e = db.expires.find(key)
         if e == NULL or e.meta > self.now_ms:
             return False
-        if self.is_replica or self.expire_deletes_paused:
+        if self.is_replica:
+            # the primary decides when a key expires: its own commands still
+            # see the key, everyone else already reads it as gone
+            return self.current_client is None or not (self.current_client.flags & CF_MASTER)
+        if self.expire_deletes_paused:
             return True
         self.delete_expired(db, key)
         return True

@@ -185,6 +185,8 @@ cdef class Client(Connection):
     cdef public object blocked     # blocking state, owned by the blocking machinery
     cdef public long long commands_processed
     cdef public int argv_mem
+    cdef public long long woff     # the replication offset after its last command (WAIT)
+    cdef public object repl        # replication state of a replica's link or a primary's replica
 
 
 cdef class ShardCore(LoopHandler):
@@ -203,6 +205,10 @@ cdef class ShardCore(LoopHandler):
     cdef public long long lru_clock
     cdef public object requirepass
     cdef public bint is_replica
+    cdef public bint replica_read_only     # replica-read-only: normal clients may not write
+    cdef public long long master_repl_offset
+    cdef public object master_stream_hook  # (raw bytes) after each command of the primary's stream
+    cdef public object replica_read_slots  # bytearray(16384): slots a READONLY client may read here
     cdef public bint active_expire_enabled
     cdef public bint cluster_mode
     cdef public list slot_targets          # per slot: None if served here, else "host:port" ("" unserved)

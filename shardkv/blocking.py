@@ -131,6 +131,13 @@ class Blocker:
         self._finish(w)
         return True
 
+    def release(self, c):
+        """Ends c's wait after its reply was written by its own machinery
+        (WAIT, when enough replicas acknowledged)."""
+        w = self.by_client.get(c.id)
+        if w is not None and not w.done:
+            self._finish(w)
+
     def forget(self, c):
         """The client went away: it waits no more."""
         w = self.by_client.get(c.id)

@@ -216,6 +216,14 @@ DIRECTIVES = [
     Directive("active-expire-effort", "int", 1, lo=1, hi=10),
     Directive("stop-writes-on-bgsave-error", "bool", True),
     Directive("replica-read-only", "bool", True, aliases=("slave-read-only",)),
+    # replication (shardkv/replication.py)
+    Directive("replicaof", "string", "", mutable=False, aliases=("slaveof",)),
+    Directive("masterauth", "string", "", sensitive=True),
+    Directive("masteruser", "string", ""),
+    Directive("repl-backlog-size", "memory", 10 * 1024 * 1024, lo=1, hi=LLONG),
+    Directive("repl-diskless-sync-delay", "int", 5, lo=0, hi=2**31 - 1),
+    Directive("repl-ping-replica-period", "int", 10, lo=1, hi=2**31 - 1, aliases=("repl-ping-slave-period",)),
+    Directive("repl-timeout", "int", 60, lo=1, hi=2**31 - 1),
     # encodings that OBJECT ENCODING reports, by Valkey's thresholds
     Directive("list-max-listpack-size", "int", -2, lo=-(2**31), hi=2**31 - 1, aliases=("list-max-ziplist-size",)),
     Directive("list-compress-depth", "int", 0, lo=0, hi=2**31 - 1),
@@ -309,7 +317,7 @@ class Config:
         if name not in BY_NAME:
             raise SystemExit(config_error(path, number, line, "Bad directive or wrong number of arguments"))
         if len(words) != 2 and BY_NAME[name].kind not in MULTI_VALUE_KINDS \
-                and BY_NAME[name].name != "bind":
+                and BY_NAME[name].name not in ("bind", "replicaof"):
             raise SystemExit(config_error(path, number, line, "wrong number of arguments"))
         if len(words) < 2:
             raise SystemExit(config_error(path, number, line, "wrong number of arguments"))

@@ -48,3 +48,13 @@ def unknown_subcommand(sub, container):
 def error(text):
     """The exception a handler raises to answer with `text`."""
     return ReplyError(text)
+
+# replication
+INVALID_MASTER_PORT = "ERR Invalid master port"
+TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
+TIMEOUT_NEGATIVE = "ERR timeout is negative"
+WAIT_ON_REPLICA = (
+    "ERR WAIT cannot be used with replica instances. Please also note that if a replica is "
+    "configured to be writable (which is not the default) writes to replicas are just local "
+    "and are not propagated."
+)

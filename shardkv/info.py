@@ -85,6 +85,9 @@ def section_stats(s):
         ("total_net_input_bytes", str(net_in)),
         ("total_net_output_bytes", str(net_out)),
         ("rejected_connections", str(s.stat_rejected_conn)),
+        ("sync_full", str(s.repl.stat_sync_full)),
+        ("sync_partial_ok", str(s.repl.stat_sync_partial_ok)),
+        ("sync_partial_err", str(s.repl.stat_sync_partial_err)),
         ("expired_keys", str(s.stat_expired_keys)),
         ("expired_fields", str(hashes.expired_fields(s))),
         ("evicted_keys", str(s.stat_evicted_keys)),
@@ -102,18 +105,7 @@ def section_stats(s):
 
 
 def section_replication(s):
-    return [
-        ("role", "slave" if s.is_replica else "master"),
-        ("connected_slaves", "0"),
-        ("master_replid", s.run_id),
-        ("master_replid2", "0" * 40),
-        ("master_repl_offset", str(s.feed_offset)),
-        ("second_repl_offset", "-1"),
-        ("repl_backlog_active", "0"),
-        ("repl_backlog_size", "1048576"),
-        ("repl_backlog_first_byte_offset", "0"),
-        ("repl_backlog_histlen", "0"),
-    ]
+    return s.repl.info_fields()
 
 
 def section_cpu(s):

@@ -17,6 +17,7 @@ from shardkv import REDIS_VERSION, __version__
 from shardkv.blocking import Blocker
 from shardkv.peers import Peers
 from shardkv.pubsub import PubSub
+from shardkv.replication import Replication
 from shardkv.tracking import Tracking
 from shardkv.commands.observability import LatencyMonitor, record_slow_command
 from shardkv.commands.table import build_dispatch_table
@@ -91,6 +92,8 @@ class Server(_native.ShardCore):
         self.pubsub = PubSub(self)
         self.peers = Peers(self)
         self.tracking = Tracking(self)
+        self.repl = Replication(self)
+        self.replica_read_only = self.config["replica-read-only"]
         self.pubsub.set_event_flags(self.config["notify-keyspace-events"])
         self.before_sleep_hook = self._before_sleep
         eviction.install(self)
@@ -163,6 +166,8 @@ class Server(_native.ShardCore):
             pass  # the next cron tick picks the new period up
         elif name in ("appendonly", "save", "stop-writes-on-bgsave-error"):
             self.persistence.config_changed(name, value)
+        elif name in ("repl-backlog-size", "replica-read-only") and hasattr(self, "repl"):
+            self.repl.config_changed(name, value)
 
     def lfu_enabled(self):
         return self.lfu_mode
@@ -271,6 +276,8 @@ class Server(_native.ShardCore):
             self.tracking.before_sleep()
         # the AOF is written (and with appendfsync always, fsynced) here,
         # before the loop flushes this pass's replies
+        if self.repl.getack_requested:
+            self.repl.before_sleep()
         aof = self.persistence.aof
         if aof is not None and aof.buf:
             aof.before_sleep()
@@ -305,6 +312,7 @@ class Server(_native.ShardCore):
         self.blocking.forget(c)
         self.pubsub.forget(c)
         self.tracking.forget(c)
+        self.repl.client_closed(c)
         if c in self.paused_clients:
             self.paused_clients.remove(c)
 
@@ -323,7 +331,9 @@ class Server(_native.ShardCore):
         if timeout:
             now = self.now_ms
             for c in list(self.clients.values()):
-                if not c.flag(_native.CLIENT_FLAGS["BLOCKED"]) and now - c.last_interaction_ms > timeout * 1000:
+                if c.flags & (BLOCKED | MASTER_CLIENT | REPLICA_CLIENT):
+                    continue    # replication links have timeouts of their own
+                if now - c.last_interaction_ms > timeout * 1000:
                     self.close_client(c)
         mono = time.monotonic()
         last_t, last_n = self.last_ops_sample
@@ -331,6 +341,7 @@ class Server(_native.ShardCore):
             self.stat_ops_samples.append((self.stat_numcommands - last_n) / (mono - last_t))
             self.last_ops_sample = (mono, self.stat_numcommands)
         self.persistence.cron()
+        self.repl.cron()
         eviction.cron(self)
         self.cron_handle = self.loop.call_later(1000 / hz, self.cron)
 
@@ -398,6 +409,12 @@ class Server(_native.ShardCore):
         self.install_signal_handlers()
         # the data comes back (AOF, else RDB) before the shard reports READY
         self.persistence.load_at_startup()
+        if self.config["replicaof"]:
+            host, _, port = self.config["replicaof"].rpartition(" ")
+            try:
+                self.repl.set_master(host.strip(), int(port))
+            except ValueError:
+                raise SystemExit(f"shardkv: replicaof wants <host> <port>, not {self.config['replicaof']!r}") from None
         self._serving = True
         self.cron_handle = self.loop.call_later(1, self.cron)
         log.info("shardkv %s ready to accept connections on port %s", __version__, self.port)

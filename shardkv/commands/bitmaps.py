@@ -324,6 +324,10 @@ def bitfield_generic(c, argv, ro):
         s.touch(c.db, key)
         notify(c, "setbit", key)
         s.dirty += changes
+    elif grown:
+        # the key was created or padded though every write FAILed: nothing
+        # is signalled, but replicas must create it too (Valkey propagates it)
+        s.dirty += 1
     return replies
 
 

@@ -258,6 +258,10 @@ def _redirect(c):
 def client_flags_text(c):
     st = c.server.tracking.state(c)
     out = ""
+    if c.flag(F["REPLICA"]):
+        out += "S"
+    if c.flag(F["MASTER"]):
+        out += "M"
     if c.flag(F["PUBSUB"]):
         out += "P"
     if c.flag(F["MULTI"]):

@@ -429,9 +429,10 @@ def _aux(w, key, value):
     w.write_string(value)
 
 
-def write_snapshot(server, out, compress=True, checksum=True, aof_base=False, used_mem=0):
+def write_snapshot(server, out, compress=True, checksum=True, aof_base=False, used_mem=0, aux=None):
     """Writes every database of server as an RDB file to out (anything
-    with write()). Returns the number of keys written."""
+    with write()); aux: more aux fields (a replication snapshot's id and
+    offset). Returns the number of keys written."""
     now_ms = _native.now_ms()
     dbs = [db for db in server.dbs if len(db.data)]
     valkey = _any_valkey_only(server, dbs, now_ms)
@@ -446,6 +447,8 @@ def write_snapshot(server, out, compress=True, checksum=True, aof_base=False, us
     _aux(w, b"ctime", b"%d" % int(time.time()))
     _aux(w, b"used-mem", b"%d" % used_mem)
     _aux(w, b"aof-base", b"1" if aof_base else b"0")
+    for key, value in (aux or {}).items():
+        _aux(w, key, value)
     # function libraries, before the keys, as Valkey writes them
     engine = getattr(server, "_scripting", None)
     for lib in (engine.libraries.values() if engine is not None else ()):

@@ -204,6 +204,8 @@ class Persistence:
         self.child_kind = None
         if kind == "aof" and self.aof is not None:
             self.aof.rewrite_failed(cancelled=True)
+        elif kind == "sync":
+            self.s.repl.sync_done(False)
 
     def _remove_child_temp(self, pid):
         for name in ("temp-%d.rdb" % pid,):
@@ -245,6 +247,8 @@ class Persistence:
                     log.warning("Background saving error")
                     self.last_bgsave_ok = False
             self._update_misconf()
+        elif kind == "sync":
+            self.s.repl.sync_done(ok)
         elif kind == "aof":
             target = self.aof if self.aof is not None else self.offline_aof
             self.offline_aof = None

@@ -374,11 +374,13 @@ def test_flushall_forgets_tracked_keys(server, session):
 def test_field_ttl_on_a_replica_is_kept_not_deleted(server, session):
     session.run("HSET", "h", "a", "1")
     server.is_replica = True
+    server.replica_read_only = False   # a writable replica: its own client may write
     try:
         assert run(session, "HPEXPIREAT", "h", "1", "FIELDS", "1", "a") == [1]
         assert run(session, "HLEN", "h") == 1
     finally:
         server.is_replica = False
+        server.replica_read_only = True
 
 
 # ---------------------------------------------------------------- HSCAN
