@@ -286,3 +286,12 @@ def test_missing_native_module_in_a_copy_without_the_extension(tmp_path):
     # and a plain import of shardkv.native from that copy says the same
     code, out = run_and_fail([sys.executable, "-S", "-c", "import shardkv.native"], cwd=tmp_path, env=env)
     _assert_clear_missing_core_message(code, out)
+
+
+def test_failover_with_nothing_running(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "shardkv", "failover", "--shard", "0", "--port", "1",
+                          "--dir", str(tmp_path)], capture_output=True, text=True, timeout=30, env=subprocess_env())
+    assert out.returncode != 0 and "nothing running on port 1" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "shardkv", "failover", "--port", "1"],
+                         capture_output=True, text=True, timeout=30, env=subprocess_env())
+    assert out.returncode == 2 and "--shard" in out.stderr

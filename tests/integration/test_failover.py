@@ -296,6 +296,9 @@ def test_replicas_appear_in_the_topology_and_status(deployment):
     assert raw.recv(200) == b"-MOVED %d %s:%d\r\n" % (_native.key_slot(key.encode()), HOST.encode(),
                                                       deployment.primary(1)["port"])
     raw.close()
+    assert deployment.reader(replica).get(key) == b"v"
+    with pytest.raises(redis.exceptions.MovedError):
+        deployment.reader(replica).execute_command("SET", key, "w")    # writes still go to the primary
 
 
 def test_wait_through_the_router_counts_every_shard(deployment):
