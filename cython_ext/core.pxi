@@ -223,6 +223,8 @@ cdef class ShardCore(LoopHandler):
         self.feed_consumers = []
         self.feed_pending = []
         self.feed_db = -1
+        self.feed_scratch = ReplyBuffer()
+        self.repl_outbox = ReplyBuffer()
         self.error_stats = {}
         self.proto_max_bulk_len = 512 * 1024 * 1024
         self.list_fill = -2
@@ -332,6 +334,7 @@ cdef class ShardCore(LoopHandler):
     cdef int process_input(self, Client c) except -1:
         cdef RequestParser p = c.parser
         cdef object argv
+        cdef Py_ssize_t n
         c.last_interaction_ms = self.now_ms
         while not c.close_after_reply and c.fd >= 0 and not (c.flags & CF_BLOCKED):
             argv = p.parse_next()
@@ -340,10 +343,10 @@ cdef class ShardCore(LoopHandler):
             if c.flags & CF_MASTER:
                 # the primary's stream: its bytes, as applied, go on to this
                 # replica's backlog and replicas and count in its offset
-                raw = PyBytes_FromStringAndSize(p.buf + p.cmd_start, p.start - p.cmd_start)
+                n = p.start - p.cmd_start
+                self.repl_outbox.raw(p.buf + p.cmd_start, n)
                 self.process_command(c, <list>argv)
-                if self.master_stream_hook is not None:
-                    self.master_stream_hook(raw)
+                self.master_repl_offset += n
                 continue
             self.process_command(c, <list>argv)
             if (self.obuf_hard or self.obuf_soft) and c.out.length > c.out.sent \
@@ -629,30 +632,47 @@ cdef class ShardCore(LoopHandler):
         """The one propagation point: queues a deterministic write for the
         append-only file and the replicas. Flushed after the outermost call,
         wrapped in MULTI/EXEC when one call produced several writes."""
-        if self.feed_consumers:
+        if self.feed_consumers or self.repl_feed_on:
             self.feed_pending.append((dbid, argv))
         return 0
 
     cdef int flush_feed(self) except -1:
+        """Encodes the queued writes once (in C, into a scratch buffer): a
+        primary's replication stream takes them straight into its outbox
+        (the replication module delivers it to the backlog and the replicas
+        once per loop pass); the other consumers (the AOF) get bytes."""
         cdef list pending = self.feed_pending
-        cdef list parts = []
         cdef bint wrap = len(pending) > 1
+        cdef ReplyBuffer ob = self.feed_scratch
+        cdef Py_ssize_t n
+        cdef tuple item
+        cdef int dbid
         self.feed_pending = []
-        if not self.feed_consumers:
+        if not self.feed_consumers and not self.repl_feed_on:
             return 0
+        ob.length = ob.sent = 0
         if wrap:
-            parts.append(encode_command([b"MULTI"]))
-        for dbid, argv in pending:
+            feed_encode(ob, [b"MULTI"])
+        for item in pending:
+            dbid = item[0]
             if dbid != self.feed_db:
-                parts.append(encode_command([b"SELECT", str(dbid).encode()]))
+                feed_encode(ob, [b"SELECT", str(dbid).encode()])
                 self.feed_db = dbid
-            parts.append(encode_command(argv))
+            feed_encode(ob, <list>item[1])
         if wrap:
-            parts.append(encode_command([b"EXEC"]))
-        data = b"".join(parts)
-        self.feed_offset += len(data)
-        for consumer in self.feed_consumers:
-            consumer(data)
+            feed_encode(ob, [b"EXEC"])
+        n = ob.length
+        self.feed_offset += n
+        if self.repl_feed_on and not self.is_replica:
+            # a replica's stream is its primary's, proxied in process_input
+            self.repl_outbox.raw(ob.data, n)
+            self.master_repl_offset += n
+        if self.feed_consumers:
+            data = PyBytes_FromStringAndSize(ob.data, n)
+            for consumer in self.feed_consumers:
+                consumer(data)
+        if ob.cap > 1 << 20:
+            self.feed_scratch = ReplyBuffer()   # a huge write: do not keep its room
         return 0
 
     def flush_propagation(self):
@@ -1061,7 +1081,7 @@ cdef class ShardCore(LoopHandler):
         if db.expires.used:
             db.expires.discard(key)
         self.stat_evicted_keys += 1
-        if self.feed_consumers:
+        if self.feed_consumers or self.repl_feed_on:
             self.propagate(db.id, [b"DEL", key])
             if self.call_depth == 0:
                 # each eviction goes out on its own, not in a MULTI with others
@@ -1290,6 +1310,17 @@ cdef inline int64_t eviction_time_limit_us(int tenacity):
 
 def lfu_log_incr_py(int counter, int log_factor):
     return lfu_log_incr(counter, log_factor)
+
+
+cdef int feed_encode(ReplyBuffer ob, list argv) except -1:
+    """Appends argv as a RESP multibulk request."""
+    cdef object a
+    ob.array(len(argv))
+    for a in argv:
+        if type(a) is not bytes:
+            a = bytes(a) if not isinstance(a, str) else (<str>a).encode()
+        ob.bulk_cstr(PyBytes_AS_STRING(a), PyBytes_GET_SIZE(a))
+    return 0
 
 
 cdef bytes encode_command(list argv):

@@ -207,7 +207,9 @@ cdef class ShardCore(LoopHandler):
     cdef public bint is_replica
     cdef public bint replica_read_only     # replica-read-only: normal clients may not write
     cdef public long long master_repl_offset
-    cdef public object master_stream_hook  # (raw bytes) after each command of the primary's stream
+    cdef public bint repl_feed_on          # a primary's replication stream takes the feed (repl_outbox)
+    cdef public ReplyBuffer repl_outbox    # stream bytes for the backlog and replicas, delivered per pass
+    cdef ReplyBuffer feed_scratch
     cdef public object replica_read_slots  # bytearray(16384): slots a READONLY client may read here
     cdef public bint active_expire_enabled
     cdef public bint cluster_mode

@@ -54,7 +54,7 @@ def section_server(s):
 def section_clients(s):
     blocked = sum(1 for c in s.clients.values() if c.flag(512))
     return [
-        ("connected_clients", str(len(s.clients))),
+        ("connected_clients", str(len(s.clients) - len(s.repl.replicas))),   # as Redis: replicas apart
         ("cluster_connections", "0"),
         ("maxclients", str(s.config["maxclients"])),
         ("client_recent_max_input_buffer", str(max((c.input_pending for c in s.clients.values()), default=0))),

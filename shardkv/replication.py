@@ -2,9 +2,10 @@
 replicate from a redis-server and the other way round.
 
 The primary side. Every write leaves the dispatcher through the command
-feed (core.pxi, propagate); `Replication.feed` appends those bytes to the
-backlog, a ring of the last `repl-backlog-size` bytes of the stream, and to
-the output of each online replica. `master_repl_offset` counts every byte
+feed (core.pxi, propagate); once a backlog exists the core encodes those
+writes into `repl_outbox`, and once per loop pass `deliver` moves the new
+bytes to the backlog, a ring of the last `repl-backlog-size` bytes of the
+stream, and to the output of each online replica. `master_repl_offset` counts every byte
 ever put in the stream (writes, and the PINGs and REPLCONF GETACKs the
 primary adds itself). A replica attaches with PSYNC <replid> <offset>: if
 the id is ours (or the one we had before a promotion, up to the offset
@@ -19,9 +20,9 @@ The replica side. `MasterLink` connects to the primary, runs the handshake
 (PING, AUTH, REPLCONF listening-port and capa, PSYNC) and receives the
 snapshot without blocking the event loop: clients keep reading the old
 data. Then the socket becomes the master client (flag MASTER): the gate
-obeys it without checks and without replies, and after each of its
-commands the core hands the command's raw bytes to `master_stream_hook`,
-which counts them in the offset and proxies them to this node's backlog
+obeys it without checks and without replies, and the core copies the raw
+bytes of each of its commands to `repl_outbox` and counts them in the
+offset: they go on to this node's backlog
 and replicas, so a replica's stream is its primary's stream byte for byte
 and a promoted replica can continue its peers' streams. The replica
 reports its offset with REPLCONF ACK every second and when asked (GETACK).
@@ -148,7 +149,6 @@ class Replication:
         self.link_down_since = None
         self.last_connect_try = 0.0
         self.last_ack = 0.0
-        server.master_stream_hook = self.master_stream
 
     # ------------------------------------------------------------ offsets
     @property
@@ -156,24 +156,29 @@ class Replication:
         return self.s.master_repl_offset
 
     def create_backlog(self):
+        """From here on the command feed goes into the stream (the core's
+        flush_feed writes a primary's writes to repl_outbox; a replica's
+        process_input copies its primary's commands there)."""
         if self.backlog is None:
             self.backlog = Backlog(self.s.config["repl-backlog-size"], self.offset)
-            self.s.add_feed_consumer(self.feed)
+            self.s.repl_feed_on = True
+            self.s.feed_db = -1
 
     # ------------------------------------------------------------ the stream
-    def feed(self, data):
-        """A consumer of the command feed. A replica's stream is its primary's,
-        proxied by master_stream(): its own propagation only reaches its AOF."""
-        if not self.s.is_replica:
-            self.append(data)
-
-    def master_stream(self, raw):
-        """After each command of the primary's stream (the master_stream_hook)."""
-        self.append(raw)
-
     def append(self, data):
+        """Puts data of our own (PING, REPLCONF GETACK) in the stream: it
+        counts in the offset at once and reaches the backlog and the
+        replicas with the rest (deliver)."""
+        self.s.repl_outbox.add_encoded(data)
+        self.s.master_repl_offset += len(data)
+
+    def deliver(self):
+        """Once per loop pass (and before the backlog is read or a snapshot
+        forked): the stream's new bytes to the backlog and the replicas."""
         s = self.s
-        s.master_repl_offset += len(data)
+        if not len(s.repl_outbox):
+            return
+        data = s.repl_outbox.take()
         if self.backlog is not None:
             self.backlog.append(data)
         for r in self.replicas.values():
@@ -282,6 +287,7 @@ class Replication:
     def _try_continue(self, c, r, replid, offset):
         if replid != self.replid and (replid != self.replid2 or offset > self.second_replid_offset):
             return False
+        self.deliver()
         if self.backlog is None or not self.backlog.covers(offset):
             return False
         c.flags |= REPLICA
@@ -315,6 +321,7 @@ class Replication:
         if p.child_pid:
             return      # a BGSAVE or AOF rewrite runs: the cron retries when it ends
         s.flush_propagation()
+        self.deliver()
         offset = self.offset
         # the stream after the snapshot starts with a SELECT
         s.feed_db = -1
@@ -418,6 +425,7 @@ class Replication:
             self.getack_requested = False
             if self.replicas and not self.s.is_replica:
                 self.append(GETACK_COMMAND)
+        self.deliver()
 
     # ------------------------------------------------------------ cron
     def cron(self):
@@ -452,6 +460,7 @@ class Replication:
         s = self.s
         was_primary = not s.is_replica
         self._disconnect_master()
+        self.deliver()
         self.master_host, self.master_port = host, port
         s.is_replica = True
         s.replica_read_only = s.config["replica-read-only"]
@@ -470,6 +479,7 @@ class Replication:
         if not s.is_replica:
             return
         self._disconnect_master()
+        self.deliver()
         self.master_host = None
         self.master_port = 0
         self.replid2 = self.replid
@@ -529,9 +539,8 @@ class Replication:
         self.replid2 = NO_REPLID
         self.second_replid_offset = -1
         s.master_repl_offset = offset
-        if self.backlog is not None:
-            s.remove_feed_consumer(self.feed)
-            self.backlog = None
+        s.repl_outbox.take()    # the old history's tail: gone with it
+        self.backlog = None
         self.create_backlog()
         self._disconnect_replicas()
         log.info("MASTER <-> REPLICA sync: Finished with success (%d keys, offset %d)", snap.keys, offset)
@@ -552,6 +561,7 @@ class Replication:
 
     def continued(self, new_replid):
         """+CONTINUE: the primary goes on with the stream; its id may be new."""
+        self.deliver()
         if new_replid and new_replid != self.replid:
             self.replid2 = self.replid
             self.second_replid_offset = self.offset + 1
@@ -587,6 +597,7 @@ class Replication:
 
     def info_fields(self):
         s = self.s
+        self.deliver()
         now = time.monotonic()
         out = [("role", "slave" if s.is_replica else "master")]
         if s.is_replica:

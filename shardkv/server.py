@@ -276,7 +276,7 @@ class Server(_native.ShardCore):
             self.tracking.before_sleep()
         # the AOF is written (and with appendfsync always, fsynced) here,
         # before the loop flushes this pass's replies
-        if self.repl.getack_requested:
+        if len(self.repl_outbox) or self.repl.getack_requested:
             self.repl.before_sleep()
         aof = self.persistence.aof
         if aof is not None and aof.buf:

@@ -500,8 +500,9 @@ def test_writes_propagate_and_notify_only_when_something_changed(server):
     assert run("BITOP", "OR", "d", "k") == (b":3\r\n", 1, 1, [("set", b"d")])
     assert run("BITOP", "OR", "d", "nope") == (b":0\r\n", 1, 1, [("del", b"d")])
     assert run("BITOP", "OR", "d", "nope") == (b":0\r\n", 0, 0, [])
-    # a new key whose only write FAILed stays, zero-filled, unpropagated (as in Valkey)
+    # a new key whose only write FAILed stays, zero-filled, with no event; it is
+    # propagated so that replicas hold it too (Valkey leaves them without it)
     assert run("BITFIELD", "new", "OVERFLOW", "FAIL", "SET", "u2", "0", "9") == \
-        (b"*1\r\n$-1\r\n", 0, 0, [])
+        (b"*1\r\n$-1\r\n", 1, 1, [])
     assert run("GET", "new")[0] == b"$1\r\n\x00\r\n"
     assert run("BITFIELD_RO", "k", "GET", "u8", "0") == (b"*1\r\n:8\r\n", 0, 0, [])
