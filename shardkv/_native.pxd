@@ -246,7 +246,7 @@ cdef class ShardCore(LoopHandler):
     cdef public int lfu_decay_time
     cdef public bint lfu_mode              # the access word holds LFU data
     cdef public long long lfu_minutes      # LFU clock: minutes, mod 2**16
-    cdef public long long mem_startup      # what the process held before the dataset
+    cdef public long long mem_startup      # used_memory_startup: a fixed base (eviction.STARTUP_BYTES)
     cdef public long long mem_clients      # client query and output buffers (cron)
     cdef public long long mem_peak
     cdef public long long stat_evicted_keys
