@@ -201,6 +201,7 @@ cdef class ShardCore(LoopHandler):
     cdef public long long dirty
     cdef public long long now_ms
     cdef public long long lru_clock
+    cdef public int lru_tenth              # tenth of a second of the cron's clock (LRU scores)
     cdef public object requirepass
     cdef public bint is_replica
     cdef public bint active_expire_enabled
@@ -290,6 +291,7 @@ cdef class ShardCore(LoopHandler):
     cdef int signal_key(self, Database db, object key) except -1
     cdef inline int64_t access_update(self, int64_t meta)
     cdef inline int64_t access_new(self)
+    cdef inline int64_t lru_word(self)
     cdef long long used_memory_c(self)
     cdef int drain_pending_c(self) except -1
     cdef int evict_c(self) except -1

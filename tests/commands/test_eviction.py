@@ -223,6 +223,23 @@ def test_allkeys_lfu_keeps_frequently_read_keys(server, session):
     assert server.stat_evicted_keys > 2000
 
 
+def test_lru_tells_apart_reads_within_one_second(server, session):
+    # Redis's idle times are whole seconds; the tenth kept beside them orders
+    # keys read in the same second, and OBJECT IDLETIME still says seconds
+    session.run("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+    fill(session, 10)
+    server.lru_clock = 5000
+    for tenth in range(10):
+        server.lru_tenth = tenth
+        session.run("GET", f"k{tenth}")
+    assert session.run("OBJECT", "IDLETIME", "k0") == b":0\r\n"
+    server.maxmemory = server.used_memory_estimate() - 1
+    server.maxmemory_samples = 1000        # every key sampled (all but surely): the order is exact
+    server.perform_evictions()
+    assert session.run("EXISTS", "k0") == b":0\r\n"
+    assert all(session.run("EXISTS", f"k{i}") == b":1\r\n" for i in range(1, 10))
+
+
 def test_the_pool_stays_sorted_and_holds_at_most_16(server, session):
     fill(session, 300)
     session.run("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
