@@ -694,6 +694,8 @@ cdef class ShardCore(LoopHandler):
             e.meta = self.access_update(e.meta)
         else:
             e.meta = (e.meta & ~(<int64_t>WORD_MASK_C)) | self.lru_word()
+        self.looked_up = e
+        self.looked_up_cmd = self.stat_numcommands
         return <object>e.val
 
     cpdef object peek(self, Database db, object key):
@@ -712,10 +714,16 @@ cdef class ShardCore(LoopHandler):
                 self.keyspace_event_hook("new", key, db.id)
         else:
             table_set_value(db.data, e, value)
-            if self.lfu_mode:
-                e.meta = self.access_update(e.meta)
-            else:
+            # Redis counts an LFU access per lookup, and a new value keeps
+            # the old one's LFU data (dbSetValue): a write looks its key up
+            # for writing once (lookupKeyWrite). store() counts that lookup
+            # unless the command's lookup_write already did (INCR, SET EX);
+            # a plain SET or MSET did none, SET GET and GETSET read first,
+            # and Redis counts their read lookup as well
+            if not self.lfu_mode:
                 e.meta = (e.meta & ~(<int64_t>WORD_MASK_C)) | self.lru_word()
+            elif e != self.looked_up or self.looked_up_cmd != self.stat_numcommands:
+                e.meta = self.access_update(e.meta)
         if type(value) is not bytes:
             self.size_pending.add((db, key))
         if not keep_ttl and db.expires.used:

@@ -259,6 +259,8 @@ cdef class ShardCore(LoopHandler):
     cdef public long long mem_checked_dirty # dirty when the gate last summed used_memory (-1: sum again)
     cdef public int mem_state              # what that check returned (EVICT_*)
     cdef int ev_next_db                    # random policies: round-robin over databases
+    cdef Entry *looked_up                  # the entry lookup_write last found, and
+    cdef long long looked_up_cmd           # the command (stat_numcommands) that did: store() counts no second LFU access
     cdef unsigned long long ev_idle[16]    # the eviction pool, best candidate last
     cdef PyObject *ev_key[16]
     cdef int ev_db[16]

@@ -281,6 +281,21 @@ def test_lfu_counter_grows_logarithmically_and_decays(server, session):
     assert int(session.run("OBJECT", "FREQ", "k")[1:-2]) == freq
 
 
+def test_lfu_counts_accesses_per_lookup_as_redis(server, session):
+    # Redis counts an access per lookup and a new value keeps the old one's
+    # counter: one for SET, SET EX, INCR, APPEND, two for SET GET and GETSET
+    # (a read lookup, then a write one). The counts are redis-server 7.0's,
+    # with lfu-log-factor 0 (every access increments).
+    session.run("CONFIG", "SET", "maxmemory-policy", "allkeys-lfu")
+    session.run("CONFIG", "SET", "lfu-log-factor", "0")
+    session.run("SET", "k", "v")
+    for argv, freq in ((("SET", "k", "v2"), 6), (("SET", "k", "v3", "EX", "100"), 7),
+                       (("SET", "k", "v4", "GET"), 9), (("GETSET", "k", "v5"), 11),
+                       (("APPEND", "k", "x"), 12), (("INCR", "n"), 5), (("INCR", "n"), 6)):
+        session.run(*argv)
+        assert session.run("OBJECT", "FREQ", argv[1]) == b":%d\r\n" % freq, argv
+
+
 def test_lfu_log_incr_matches_the_probability():
     n = 20000
     # at counter 15 with factor 10 the probability is 1/101
