@@ -95,7 +95,8 @@ DEF EVICT_RUNNING = 1
 DEF EVICT_FAIL = 2
 DEF EVPOOL_SIZE = 16
 DEF LFU_INIT_VAL = 5
-DEF ACCESS_MASK_C = 0xFFFFFF
+DEF ACCESS_MASK_C = 0xFFFFFF      # Redis's access word (robj.lru)
+DEF WORD_MASK_C = 0xFFFFFFF       # with the LRU clock's tenth of a second
 
 MAXMEMORY_POLICIES = {
     "noeviction": EVICT_NOEVICTION, "allkeys-lru": EVICT_ALLKEYS_LRU,
@@ -232,6 +233,7 @@ cdef class ShardCore(LoopHandler):
         self.active_expire_enabled = True
         self.now_ms = mstime()
         self.lru_clock = (self.now_ms // 1000) & ACCESS_MASK_C
+        self.lru_tenth = (self.now_ms // 100) % 10
         self.lfu_minutes = (self.now_ms // 60000) & 0xFFFF
         self.maxmemory_samples = 5
         self.eviction_tenacity = 10
@@ -740,7 +742,7 @@ cdef class ShardCore(LoopHandler):
             if self.lfu_mode:
                 e.meta = self.access_update(e.meta)
             else:
-                e.meta = (e.meta & ~(<int64_t>ACCESS_MASK_C)) | self.lru_clock
+                e.meta = (e.meta & ~(<int64_t>WORD_MASK_C)) | self.lru_word()
         return <object>e.val
 
     cpdef object lookup_write(self, Database db, object key):
@@ -754,7 +756,9 @@ cdef class ShardCore(LoopHandler):
         if self.lfu_mode:
             e.meta = self.access_update(e.meta)
         else:
-            e.meta = (e.meta & ~(<int64_t>ACCESS_MASK_C)) | self.lru_clock
+            e.meta = (e.meta & ~(<int64_t>WORD_MASK_C)) | self.lru_word()
+        self.looked_up = e
+        self.looked_up_cmd = self.stat_numcommands
         return <object>e.val
 
     cpdef object peek(self, Database db, object key):
@@ -773,10 +777,16 @@ cdef class ShardCore(LoopHandler):
                 self.keyspace_event_hook("new", key, db.id)
         else:
             table_set_value(db.data, e, value)
-            if self.lfu_mode:
+            # Redis counts an LFU access per lookup, and a new value keeps
+            # the old one's LFU data (dbSetValue): a write looks its key up
+            # for writing once (lookupKeyWrite). store() counts that lookup
+            # unless the command's lookup_write already did (INCR, SET EX);
+            # a plain SET or MSET did none, SET GET and GETSET read first,
+            # and Redis counts their read lookup as well
+            if not self.lfu_mode:
+                e.meta = (e.meta & ~(<int64_t>WORD_MASK_C)) | self.lru_word()
+            elif e != self.looked_up or self.looked_up_cmd != self.stat_numcommands:
                 e.meta = self.access_update(e.meta)
-            else:
-                e.meta = (e.meta & ~(<int64_t>ACCESS_MASK_C)) | self.lru_clock
         if type(value) is not bytes:
             self.size_pending.add((db, key))
         if not keep_ttl and db.expires.used:
@@ -828,19 +838,31 @@ cdef class ShardCore(LoopHandler):
     # counter (8 bits) that starts at LFU_INIT_VAL, grows with probability
     # 1 / ((counter - LFU_INIT_VAL) * lfu-log-factor + 1) on each access and
     # loses one per lfu-decay-time minutes without access.
+    #
+    # One departure from Redis: under an LRU policy, the 4 bits above the
+    # word keep the tenth of a second of the access (the cron's clock, hz 10
+    # by default). Redis's idle times are whole seconds, so a cache that turns
+    # over within a few seconds (tens of thousands of writes a second into a
+    # limit of some thousands of keys) sees most sampled keys tie at idle 0
+    # or 1, and the pool then picks among equals: close to random eviction.
+    # The eviction score is the idle time in tenths; OBJECT IDLETIME, DEBUG
+    # OBJECT and get_meta still see Redis's seconds.
+
+    cdef inline int64_t lru_word(self):
+        return (self.lru_tenth << 24) | self.lru_clock
 
     cdef inline int64_t access_new(self):
         if self.lfu_mode:
             return (self.lfu_minutes << 8) | LFU_INIT_VAL
-        return self.lru_clock
+        return self.lru_word()
 
     cdef inline int64_t access_update(self, int64_t meta):
         cdef int counter
         if not self.lfu_mode:
-            return (meta & ~(<int64_t>ACCESS_MASK_C)) | self.lru_clock
+            return (meta & ~(<int64_t>WORD_MASK_C)) | self.lru_word()
         counter = lfu_log_incr(lfu_decrement(meta, self.lfu_minutes, self.lfu_decay_time),
                                self.lfu_log_factor)
-        return (meta & ~(<int64_t>ACCESS_MASK_C)) | (self.lfu_minutes << 8) | counter
+        return (meta & ~(<int64_t>WORD_MASK_C)) | (self.lfu_minutes << 8) | counter
 
     def key_frequency(self, Database db, object key):
         """OBJECT FREQ: the key's LFU counter after the decay due by now."""
@@ -1018,7 +1040,7 @@ cdef class ShardCore(LoopHandler):
             return 0
         if policy == EVICT_ALLKEYS_LFU or policy == EVICT_VOLATILE_LFU:
             return 255 - lfu_decrement(d.meta, self.lfu_minutes, self.lfu_decay_time)
-        return (self.lru_clock - (d.meta & ACCESS_MASK_C)) & ACCESS_MASK_C
+        return lru_idle_tenths(d.meta, self.lru_clock, self.lru_tenth)
 
     cdef int pool_populate(self, Database db) except -1:
         """Samples maxmemory-samples keys of db into the eviction pool, which
@@ -1231,6 +1253,7 @@ cdef class ShardCore(LoopHandler):
         """Refreshes the cached clocks (called by the cron)."""
         self.now_ms = mstime()
         self.lru_clock = (self.now_ms // 1000) & ACCESS_MASK_C
+        self.lru_tenth = (self.now_ms // 100) % 10
         self.lfu_minutes = (self.now_ms // 60000) & 0xFFFF
 
     def active_expire_cycle(self, Database db, int64_t time_limit_us):
@@ -1267,6 +1290,17 @@ cdef inline long long db_memory(Database db):
     """A database's share of used_memory_estimate."""
     return db.data.mem + 8 * <long long>db.data.size \
         + 32 * <long long>db.expires.used + 8 * <long long>db.expires.size
+
+
+cdef inline unsigned long long lru_idle_tenths(int64_t meta, long long clock, int tenth):
+    """The idle time of an LRU access word in tenths of a second: Redis's
+    seconds (mod 2**24, so a clock that wrapped still reads right) and the
+    tenths beside them (0 for words set without one: RESTORE IDLETIME)."""
+    cdef unsigned long long secs = (clock - (meta & ACCESS_MASK_C)) & ACCESS_MASK_C
+    cdef int then = (meta >> 24) & 15
+    if secs == 0 and then >= tenth:
+        return 0
+    return secs * 10 + tenth - then
 
 
 cdef inline int lfu_decrement(int64_t meta, long long now_minutes, int decay_time):

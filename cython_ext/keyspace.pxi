@@ -6,15 +6,18 @@
 # metadata: the LRU clock in the data table, the expiry time in the expires
 # table. Keys are always bytes objects.
 #
-# A data table is "sized": the top 40 bits of each entry's word hold an
+# A data table is "sized": the top 36 bits of each entry's word hold an
 # estimate of the bytes the entry holds (the Entry itself, the key object, the
 # value), and the table keeps their sum in `mem`, so used_memory is a sum of a
 # few counters rather than a walk. The low 24 bits are the access word, as in
 # Redis's robj.lru: the LRU clock in seconds (mod 2**24), or under an LFU
 # policy the time of the last decrement in minutes (16 bits) and the
-# logarithmic access counter (8 bits). Every change of a value through the
-# table (insert_new, put, set_value, take, clear_all) moves `mem`; values
-# changed in place are re-measured with refresh_size().
+# logarithmic access counter (8 bits). The 4 bits between them hold the tenth
+# of a second of the last access under an LRU policy, so eviction can tell
+# apart keys read within the same second (see "maxmemory" in core.pxi); they
+# are not part of the word get_meta/set_meta show. Every change of a value
+# through the table (insert_new, put, set_value, take, clear_all) moves `mem`;
+# values changed in place are re-measured with refresh_size().
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Calloc
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
@@ -39,9 +42,10 @@ cdef extern from "stdlib.h":
     long random()
 
 
-DEF ACCESS_MASK = 0xFFFFFF
-DEF SIZE_SHIFT = 24
-DEF SIZE_MAX = 0xFFFFFFFFFF       # 40 bits: an estimate saturates at 1 TiB
+DEF ACCESS_MASK = 0xFFFFFF        # Redis's 24-bit access word
+DEF WORD_MASK = 0xFFFFFFF         # with the LRU clock's tenth of a second
+DEF SIZE_SHIFT = 28
+DEF SIZE_MAX = 0xFFFFFFFFF        # 36 bits: an estimate saturates at 64 GiB
 DEF ENTRY_BYTES = 32              # sizeof(Entry), a pymalloc 32-byte block
 DEF BYTES_HEADER = 33             # sys.getsizeof(b"")
 
@@ -106,7 +110,7 @@ cdef inline int table_refresh_size(Table t, Entry *e) except -1:
     """Re-measures an entry of a sized table whose value changed."""
     cdef int64_t sz = entry_footprint(<object>e.key, <object>e.val)
     t.mem += sz - (<uint64_t>e.meta >> SIZE_SHIFT)
-    e.meta = (sz << SIZE_SHIFT) | (e.meta & ACCESS_MASK)
+    e.meta = (sz << SIZE_SHIFT) | (e.meta & WORD_MASK)
     return 0
 
 
@@ -153,7 +157,7 @@ cdef class Table:
         e.val = <PyObject *>val
         if self.sized:
             sz = entry_footprint(key, val)
-            e.meta = (sz << SIZE_SHIFT) | (meta & ACCESS_MASK)
+            e.meta = (sz << SIZE_SHIFT) | (meta & WORD_MASK)
             self.mem += sz
         else:
             e.meta = meta
@@ -322,14 +326,15 @@ cdef class Table:
         return e.meta & ACCESS_MASK if self.sized else e.meta
 
     def set_meta(self, key, int64_t meta):
-        """Sets the metadata word of key (in a sized table, its access word),
-        adding key (with value None) if absent."""
+        """Sets the metadata word of key (in a sized table, its access word,
+        the tenth of a second cleared), adding key (with value None) if
+        absent."""
         check_key(key)
         cdef Entry *e = self.find(key)
         if e == NULL:
             self.insert_new(key, None, meta)
         elif self.sized:
-            e.meta = (e.meta & ~(<int64_t>ACCESS_MASK)) | (meta & ACCESS_MASK)
+            e.meta = (e.meta & ~(<int64_t>WORD_MASK)) | (meta & ACCESS_MASK)
         else:
             e.meta = meta
 

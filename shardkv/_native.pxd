@@ -203,6 +203,7 @@ cdef class ShardCore(LoopHandler):
     cdef public long long dirty
     cdef public long long now_ms
     cdef public long long lru_clock
+    cdef public int lru_tenth              # tenth of a second of the cron's clock (LRU scores)
     cdef public object requirepass
     cdef public bint is_replica
     cdef public bint replica_read_only     # replica-read-only: normal clients may not write
@@ -254,7 +255,7 @@ cdef class ShardCore(LoopHandler):
     cdef public int lfu_decay_time
     cdef public bint lfu_mode              # the access word holds LFU data
     cdef public long long lfu_minutes      # LFU clock: minutes, mod 2**16
-    cdef public long long mem_startup      # what the process held before the dataset
+    cdef public long long mem_startup      # used_memory_startup: a fixed base (eviction.STARTUP_BYTES)
     cdef public long long mem_clients      # client query and output buffers (cron)
     cdef public long long mem_peak
     cdef public long long stat_evicted_keys
@@ -266,6 +267,8 @@ cdef class ShardCore(LoopHandler):
     cdef public long long mem_checked_dirty # dirty when the gate last summed used_memory (-1: sum again)
     cdef public int mem_state              # what that check returned (EVICT_*)
     cdef int ev_next_db                    # random policies: round-robin over databases
+    cdef Entry *looked_up                  # the entry lookup_write last found, and
+    cdef long long looked_up_cmd           # the command (stat_numcommands) that did: store() counts no second LFU access
     cdef unsigned long long ev_idle[16]    # the eviction pool, best candidate last
     cdef PyObject *ev_key[16]
     cdef int ev_db[16]
@@ -298,6 +301,7 @@ cdef class ShardCore(LoopHandler):
     cdef int signal_key(self, Database db, object key) except -1
     cdef inline int64_t access_update(self, int64_t meta)
     cdef inline int64_t access_new(self)
+    cdef inline int64_t lru_word(self)
     cdef long long used_memory_c(self)
     cdef int drain_pending_c(self) except -1
     cdef int evict_c(self) except -1

@@ -8,13 +8,19 @@ memory and MEMORY STATS/DOCTOR report. The eviction itself (the sampled pool,
 the LRU/LFU access words, the gate's OOM check) is compiled: it runs before
 every command while maxmemory is set.
 
-used_memory is an estimate kept by counters, not a measure: the process's
-resident memory when the server was created (the interpreter, the modules,
-the command table) plus the size of every entry of the data tables as
+used_memory is an estimate kept by counters, not a measure: a fixed start-up
+figure (STARTUP_BYTES) plus the size of every entry of the data tables as
 allocated by CPython (bytes objects exactly, collections from their
 containers' sizes and a sample of their elements), the hash tables' buckets,
-the expiry entries and the client buffers. mem_fragmentation_ratio compares
-it with the real resident size."""
+the expiry entries and the client buffers. Redis's used_memory counts what it
+allocates, and starts under 1 MB; the Python interpreter a worker starts with
+(about 30 MB resident: libpython, the modules, the command table) is no
+allocation a user's data asked for, so it is left out the same way, and a
+maxmemory chosen for redis-server leaves shardkv the same room for data. That
+memory stays visible: used_memory_rss is the real resident size, and
+mem_fragmentation_ratio is rss / used_memory, as in Redis (large on an almost
+empty server, for both). MEMORY DOCTOR judges the growth of RSS since start-up
+against the growth of used_memory instead."""
 
 from __future__ import annotations
 
@@ -29,6 +35,9 @@ POLICIES = _native.MAXMEMORY_POLICIES
 ENTRY_BYTES = 32          # an Entry struct (key, value, next, metadata word)
 EXPIRE_ENTRY_BYTES = 32   # its twin in the expires table
 SAMPLES = 5               # elements measured per collection, as Redis's MEMORY USAGE
+# used_memory_startup: about what redis-server 7.0 reports at start (876,128
+# bytes on Debian's build), see the module's comment
+STARTUP_BYTES = 880 * 1024
 
 
 def rss_bytes():
@@ -169,10 +178,12 @@ DIRECTIVES = ("maxmemory", "maxmemory-policy", "maxmemory-samples", "maxmemory-e
 
 
 def install(server):
-    """Connects a server to the eviction directives and notes the memory it
-    holds before any data (the base of used_memory)."""
-    server.mem_startup = rss_bytes()
+    """Connects a server to the eviction directives, sets the start-up base
+    of used_memory and notes the process's resident size before any data
+    (for MEMORY DOCTOR)."""
+    server.mem_startup = STARTUP_BYTES
     server.mem_peak = server.mem_startup
+    server.rss_startup = rss_bytes()
     server.config.listeners.append(lambda name, value, old: config_changed(server, name, value, old))
     for name in DIRECTIVES:
         config_changed(server, name, server.config[name], None)
@@ -388,10 +399,13 @@ def memory_doctor(server):
         notes.append(" * Peak memory: In the past this instance used more than 150% the memory "
                      "that is currently using. The allocator is normally not able to release memory "
                      "after a peak, so you can expect to see a big fragmentation ratio.")
-    if stats[b"fragmentation"] > 1.4:
-        notes.append(f" * High process RSS overhead: the resident size is {stats[b'fragmentation']:.2f} "
-                     "times the memory counted as used (interpreter and allocator overhead, freed "
-                     "memory the allocator keeps).")
+    # the interpreter's start-up memory is no fragmentation: compare growths
+    grown_rss = stats[b"allocator.resident"] - getattr(server, "rss_startup", 0)
+    grown_used = used - server.mem_startup
+    if grown_rss > 1.4 * grown_used and grown_rss - grown_used > 10 * 1024 * 1024:
+        notes.append(f" * High process RSS overhead: since start-up the resident size grew "
+                     f"{grown_rss / max(grown_used, 1):.2f} times as much as the memory counted as used "
+                     "(allocator overhead, freed memory the allocator keeps).")
     big = [c for c in server.clients.values() if client_memory(c) > 8 * 1024 * 1024]
     if big:
         notes.append(f" * Big client buffers: {len(big)} client(s) use more than 8 MB of query "
