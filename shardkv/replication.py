@@ -394,7 +394,10 @@ class Replication:
         return sum(1 for r in self.replicas.values() if r.state == "online" and r.ack_offset >= offset)
 
     def wait(self, c, numreplicas, timeout_ms, in_transaction):
-        offset = c.woff
+        # a router's client may have written over the router's shared
+        # connections: this connection cannot know its offset, so it waits
+        # for everything written so far
+        offset = self.offset if c.flags & ROUTED else c.woff
         count = self.acked(offset)
         if count >= numreplicas or in_transaction:
             return count

@@ -309,6 +309,23 @@ def test_wait_through_the_router_counts_every_shard(deployment):
     assert r.execute_command("WAIT", 2, 200) == 1      # only one replica per shard: times out at 1
 
 
+def test_wait_through_the_router_covers_writes_on_shared_connections(deployment):
+    """A client whose writes went over the router's shared connections (no
+    command yet that gave it its own) still waits for them."""
+    replica = deployment.workers("replica", 0)[0]
+    key = key_in_shard(0) + ":shared"
+    with socket.create_connection((HOST, deployment.port), timeout=10) as s:
+        os.kill(replica["pid"], signal.SIGSTOP)
+        try:
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n" % (len(key), key.encode()))
+            assert s.recv(64) == b"+OK\r\n"
+            s.sendall(b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$3\r\n300\r\n")
+            assert s.recv(64) == b":0\r\n"
+        finally:
+            os.kill(replica["pid"], signal.SIGCONT)
+    assert wait_for(deployment.whole, 30)
+
+
 def test_manual_failover_loses_no_acknowledged_write(deployment):
     tag = key_in_shard(0, "m")
     old = deployment.primary(0)
