@@ -31,6 +31,7 @@ NOPROTO = "NOPROTO unsupported protocol version"
 NX_XX_GT_LT = "ERR NX and XX, GT or LT options at the same time are not compatible"
 GT_AND_LT = "ERR GT and LT options at the same time are not compatible"
 INCR_NAN_OR_INF = "ERR increment would produce NaN or Infinity"
+SLOWLOG_COUNT = "ERR count should be greater than or equal to -1"
 
 
 def wrong_arity(name):
@@ -39,6 +40,14 @@ def wrong_arity(name):
 
 def invalid_expire(command):
     return f"ERR invalid expire time in '{command}' command"
+
+
+def subcommand_syntax(argv):
+    """Valkey's addReplySubcommandSyntaxError: a subcommand whose own handler
+    found the wrong number of arguments (the subcommand as the user wrote
+    it, cut at 128 characters; the container upper case)."""
+    return (f"ERR unknown subcommand or wrong number of arguments for "
+            f"'{argv[1].decode('latin-1')[:128]}'. Try {argv[0].decode('latin-1').upper()} HELP.")
 
 
 def unknown_subcommand(sub, container):

@@ -117,12 +117,19 @@ def _getkeys(argv):
         if sub is None:
             raise ReplyError("ERR Invalid command specified")
         decl = sub
+    # Valkey's order: a command without keys, then the arity, then the keys
+    if not decl.key_specs and decl.first_key == 0 and decl.getkeys is None:
+        raise ReplyError("ERR The command has no key arguments")
     if (decl.arity > 0 and len(cmd_argv) != decl.arity) or len(cmd_argv) < -decl.arity:
         raise ReplyError("ERR Invalid number of arguments specified for command")
-    idx = decl.key_indexes(cmd_argv)
-    if not idx:
-        if not decl.key_specs and decl.first_key == 0 and decl.getkeys is None:
-            raise ReplyError("ERR The command has no key arguments")
+    optional = "no_mandatory_keys" in decl.flags
+    try:
+        idx = decl.key_indexes(cmd_argv)
+    except ReplyError:
+        if not optional:
+            raise
+        idx = []        # EVAL with a numkeys past the end: as with 0 keys
+    if not idx and not optional:
         raise ReplyError("ERR Invalid arguments specified for command")
     return decl, cmd_argv, idx
 

@@ -27,12 +27,12 @@ container("slowlog", -2, acl="slow", group="server", since="2.2.12",
          summary="Returns the most recent slow log entries.", **ADMIN)
 def slowlog_get(c, argv):
     if len(argv) > 3:
-        raise ReplyError(errors.wrong_arity("slowlog|get"))
+        raise ReplyError(errors.subcommand_syntax(argv))
     count = 10
     if len(argv) == 3:
-        count = int_arg(argv[2])
+        count = int_arg(argv[2], errors.SLOWLOG_COUNT)
         if count < -1:
-            raise ReplyError("ERR count should be greater than or equal to -1")
+            raise ReplyError(errors.SLOWLOG_COUNT)
     entries = list(c.server.slowlog.entries)
     if count != -1:
         entries = entries[:count]

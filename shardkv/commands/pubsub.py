@@ -7,6 +7,7 @@ handler writes itself (RESP2 arrays, RESP3 pushes). In RESP2 a client with
 subscriptions may only run the (P|S)(UN)SUBSCRIBE, PING, QUIT and RESET
 commands: the gate enforces that from the pubsub_context flag declared here."""
 
+from shardkv import errors
 from shardkv.commands.common import NO_REPLY
 from shardkv.commands.keys import help_reply
 from shardkv.commands.table import command, container
@@ -105,11 +106,6 @@ def spublish(c, argv):
     return _pubsub(c).spublish(argv[1], argv[2])
 
 
-def _wrong_args(argv):
-    return ("ERR unknown subcommand or wrong number of arguments for '%s'. Try PUBSUB HELP."
-            % argv[1].decode("utf-8", "replace"))
-
-
 container("pubsub", -2, acl="slow", group=GROUP, since="2.8.0",
           summary="A container for the pub/sub introspection commands.")
 
@@ -123,7 +119,7 @@ PUBSUB_SUB = dict(flags="pubsub loading stale", acl="pubsub slow", group=GROUP)
          **PUBSUB_SUB)
 def pubsub_channels(c, argv):
     if len(argv) > 3:
-        raise ReplyError(_wrong_args(argv))
+        raise ReplyError(errors.subcommand_syntax(argv))
     ps = _pubsub(c)
     return ps.channel_names(ps.channels, argv[2] if len(argv) == 3 else None)
 
@@ -135,7 +131,7 @@ def pubsub_channels(c, argv):
          **PUBSUB_SUB)
 def pubsub_shardchannels(c, argv):
     if len(argv) > 3:
-        raise ReplyError(_wrong_args(argv))
+        raise ReplyError(errors.subcommand_syntax(argv))
     ps = _pubsub(c)
     return ps.channel_names(ps.shard_channels, argv[2] if len(argv) == 3 else None)
 

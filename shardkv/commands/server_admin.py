@@ -338,7 +338,7 @@ def debug(c, argv):
             "OBJECT <key>", "DIGEST", "DIGEST-VALUE <key> [<key> ...]", "PROTOCOL <type>",
             "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
         ])
-    raise ReplyError("ERR unknown subcommand or wrong number of arguments for '%s'. Try DEBUG HELP." % argv[1].decode("latin-1"))
+    raise ReplyError(errors.subcommand_syntax(argv))
 
 
 def _debug_reload(s, args):

@@ -798,11 +798,6 @@ container("xgroup", -2, acl="slow", group=GROUP, since="5.0.0",
 XGROUP_SUB = dict(group=GROUP, acl="write stream slow")
 
 
-def _subcommand_syntax(argv, container_name):
-    return ReplyError("ERR unknown subcommand or wrong number of arguments for '%s'. Try %s HELP."
-                      % (argv[1].decode("latin-1")[:128], container_name))
-
-
 def _xgroup_prepare(c, argv):
     """The part xgroupCommand runs for every subcommand but HELP: options
     of CREATE/SETID, the key and the group. Returns (stream, group,
@@ -822,7 +817,7 @@ def _xgroup_prepare(c, argv):
                 raise ReplyError(ENTRIESREAD_RANGE)
             i += 2
         else:
-            raise _subcommand_syntax(argv, "XGROUP")
+            raise ReplyError(errors.subcommand_syntax(argv))
     st = write_stream(c, argv[2])
     g = None
     if not mkstream:
@@ -841,7 +836,7 @@ def xgroup_create(c, argv):
     s, key = c.server, argv[2]
     st, _, _, entries_read = _xgroup_prepare(c, argv)
     if len(argv) > 8:
-        raise _subcommand_syntax(argv, "XGROUP")
+        raise ReplyError(errors.subcommand_syntax(argv))
     if argv[4] == b"$":
         last = st.last_id if st is not None else 0
     else:
@@ -863,7 +858,7 @@ def xgroup_setid(c, argv):
     key = argv[2]
     st, g, _, entries_read = _xgroup_prepare(c, argv)
     if len(argv) not in (5, 7):
-        raise _subcommand_syntax(argv, "XGROUP")
+        raise ReplyError(errors.subcommand_syntax(argv))
     if argv[4] == b"$":
         last = st.last_id
     else:
@@ -1217,10 +1212,10 @@ def xinfo_stream(c, argv):
         full = False
     else:
         if len(opts) not in (1, 3) or opts[0].lower() != b"full":
-            raise _subcommand_syntax(argv, "XINFO")
+            raise ReplyError(errors.subcommand_syntax(argv))
         if len(opts) == 3:
             if opts[1].lower() != b"count":
-                raise _subcommand_syntax(argv, "XINFO")
+                raise ReplyError(errors.subcommand_syntax(argv))
             count = _ll(opts[2])
             if count < 0:
                 count = 10
