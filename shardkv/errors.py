@@ -50,6 +50,10 @@ def subcommand_syntax(argv):
             f"'{argv[1].decode('latin-1')[:128]}'. Try {argv[0].decode('latin-1').upper()} HELP.")
 
 
+def unrecognized_replconf(option):
+    return f"ERR Unrecognized REPLCONF option: {option.decode('latin-1')}"
+
+
 def unknown_subcommand(sub, container):
     return f"ERR unknown subcommand '{sub}'. Try {container} HELP."
 
@@ -60,6 +64,8 @@ def error(text):
 
 # replication
 INVALID_MASTER_PORT = "ERR Invalid master port"
+NOMASTERLINK = "NOMASTERLINK Can't SYNC while not connected with my master"
+SYNC_WITH_PENDING_OUTPUT = "ERR SYNC and PSYNC are invalid with pending output"
 TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
 TIMEOUT_NEGATIVE = "ERR timeout is negative"
 WAIT_ON_REPLICA = (

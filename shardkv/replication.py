@@ -36,6 +36,8 @@ import select
 import socket
 import time
 
+from shardkv import errors
+from shardkv.errors import ReplyError
 from shardkv.native import _native
 from shardkv.persistence import rdb
 
@@ -219,7 +221,7 @@ class Replication:
             if name == b"listening-port":
                 port = _int_or_none(value)
                 if port is None:
-                    raise _native.ReplyError("ERR value is not an integer or out of range")
+                    raise ReplyError(errors.NOT_INTEGER)
                 hs["port"] = port
                 r = self.replicas.get(c.id)
                 if r is not None:
@@ -248,7 +250,7 @@ class Replication:
             elif name in (b"rdb-only", b"rdb-filter-only", b"version", b"rdb-channel"):
                 pass
             else:
-                raise _native.ReplyError("ERR Unrecognized REPLCONF option: %s" % name.decode("latin-1"))
+                raise ReplyError(errors.unrecognized_replconf(name))
         return True
 
     def psync(self, c, replid, offset, pre_psync=False):
@@ -257,9 +259,9 @@ class Replication:
         if c.id in self.replicas:
             return
         if s.is_replica and self.master_client is None:
-            raise _native.ReplyError("NOMASTERLINK Can't SYNC while not connected with my master")
+            raise ReplyError(errors.NOMASTERLINK)
         if c.output_pending:
-            raise _native.ReplyError("ERR SYNC and PSYNC are invalid with pending output")
+            raise ReplyError(errors.SYNC_WITH_PENDING_OUTPUT)
         hs = self.handshakes.pop(c.id, {"capa": set(), "port": 0, "ip": None})
         ip = hs["ip"] or c.addr.rpartition(":")[0]
         r = ReplicaInfo(c, hs["capa"], hs["port"], ip)
