@@ -612,13 +612,7 @@ class Supervisor:
                 if uid not in (0, os.getuid()):
                     raise ValueError("permission denied")
                 conn.settimeout(5)
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                request = json.loads(data)
+                request = json.loads(_read_line(conn))
                 if request.get("cmd") != "failover":
                     raise ValueError(f"unknown request {request.get('cmd')!r}")
                 reply = {"ok": True, "message": self.manual_failover(
@@ -685,6 +679,17 @@ def _handles(pid, signum):
     except (OSError, KeyError, ValueError):
         return False
     return bool(mask & (1 << (signum - 1)))
+
+
+def _read_line(sock):
+    """One request or reply of the control socket: a JSON line."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def control_socket_path(directory, port):
@@ -879,13 +884,7 @@ def failover(args):
             s.settimeout(args.timeout + 30)
             s.connect(path)
             s.sendall(json.dumps(request).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        reply = json.loads(data)
+            reply = json.loads(_read_line(s))
     except (OSError, ValueError) as e:
         raise SystemExit(f"shardkv: no answer from the supervisor: {e}") from None
     if not reply.get("ok"):
