@@ -154,7 +154,11 @@ def _show(args) -> str:
     return " ".join(out)
 
 
-def run_program(valkey, target, commands, protocol):
+def run_program(valkey, target, commands, protocol, same=None, after=None):
+    """Runs commands on both servers, reply by reply; the first difference
+    fails with the transcript. same(args, valkey_reply, target_reply,
+    valkey_connection) decides what counts as equal (default: the bytes);
+    after(valkey_connection, target_connection) checks more at the end."""
     ca = harness.prepare_connection(valkey, protocol)
     cb = harness.prepare_connection(target, protocol)
     transcript = []
@@ -163,7 +167,7 @@ def run_program(valkey, target, commands, protocol):
             ra = harness.run_command(ca, args)
             rb = harness.run_command(cb, args)
             transcript.append((args, ra, rb))
-            if ra != rb:
+            if not (ra == rb if same is None else same(args, ra, rb, ca)):
                 lines = [f"RESP{protocol}: reply differs at step {len(transcript)}:"]
                 for i, (a, x, y) in enumerate(transcript, 1):
                     lines.append(f"  {i:2}. {_show(a)[:300]}")
@@ -171,6 +175,8 @@ def run_program(valkey, target, commands, protocol):
                     if x != y:
                         lines.append(f"        target: {harness.format_bytes(y, 300)}")
                 raise AssertionError("\n".join(lines))
+        if after is not None:
+            after(ca, cb)
     finally:
         ca.close()
         cb.close()

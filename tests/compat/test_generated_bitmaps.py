@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from . import harness
-from .test_generated import _show
+from . import test_generated as generated
 
 pytestmark = pytest.mark.compat
 
@@ -163,30 +163,13 @@ program = st.lists(step, min_size=8, max_size=30).map(
 
 
 def run_program(valkey, target, commands, protocol):
-    ca = harness.prepare_connection(valkey, protocol)
-    cb = harness.prepare_connection(target, protocol)
-    transcript = []
-    try:
-        for args in commands:
-            ra = harness.run_command(ca, args)
-            rb = harness.run_command(cb, args)
-            transcript.append((args, ra, rb))
-            if ra != rb:
-                lines = [f"RESP{protocol}: reply differs at step {len(transcript)}:"]
-                for i, (a, x, y) in enumerate(transcript, 1):
-                    lines.append(f"  {i:2}. {_show(a)[:300]}")
-                    lines.append(f"        valkey: {harness.format_bytes(x, 300)}")
-                    if x != y:
-                        lines.append(f"        target: {harness.format_bytes(y, 300)}")
-                raise AssertionError("\n".join(lines))
-        # the values themselves, whatever the replies said
+    def final_values(ca, cb):
+        """The values themselves, whatever the replies said."""
         for k in KEYS:
             ra = harness.run_command(ca, [b"GET", k])
             rb = harness.run_command(cb, [b"GET", k])
             assert ra == rb, f"RESP{protocol}: final value of {k!r} differs: {ra!r} vs {rb!r}"
-    finally:
-        ca.close()
-        cb.close()
+    generated.run_program(valkey, target, commands, protocol, after=final_values)
 
 
 @PROFILE

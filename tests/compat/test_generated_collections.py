@@ -32,7 +32,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from . import harness
-from .test_generated import _show
+from . import test_generated as generated
 
 pytestmark = pytest.mark.compat
 
@@ -238,34 +238,20 @@ def same(args, queued, ra: bytes, rb: bytes, reference=None) -> bool:
 
 
 def run_program(valkey, target, commands, protocol):
-    ca = harness.prepare_connection(valkey, protocol)
-    cb = harness.prepare_connection(target, protocol)
-    transcript = []
     queued = None  # commands queued since MULTI (None: not in MULTI)
-    try:
-        for args in commands:
-            ra = harness.run_command(ca, args)
-            rb = harness.run_command(cb, args)
-            transcript.append((args, ra, rb))
-            name = args[0].upper()
-            ok = same(args, queued, ra, rb, reference=ca)
-            if name == b"MULTI":
-                queued = []
-            elif name in (b"EXEC", b"DISCARD"):
-                queued = None
-            elif queued is not None:
-                queued.append(args)
-            if not ok:
-                lines = [f"RESP{protocol}: reply differs at step {len(transcript)}:"]
-                for i, (a, x, y) in enumerate(transcript, 1):
-                    lines.append(f"  {i:2}. {_show(a)[:300]}")
-                    lines.append(f"        valkey: {harness.format_bytes(x, 300)}")
-                    if x != y:
-                        lines.append(f"        target: {harness.format_bytes(y, 300)}")
-                raise AssertionError("\n".join(lines))
-    finally:
-        ca.close()
-        cb.close()
+
+    def compare(args, ra, rb, ca):
+        nonlocal queued
+        ok = same(args, queued, ra, rb, reference=ca)
+        name = args[0].upper()
+        if name == b"MULTI":
+            queued = []
+        elif name in (b"EXEC", b"DISCARD"):
+            queued = None
+        elif queued is not None:
+            queued.append(args)
+        return ok
+    generated.run_program(valkey, target, commands, protocol, same=compare)
 
 
 @PROFILE

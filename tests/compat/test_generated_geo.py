@@ -28,7 +28,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from . import harness
-from .test_generated import _show
+from .test_generated import run_program
 
 pytestmark = pytest.mark.compat
 
@@ -213,27 +213,6 @@ def protocol_and_program(draw):
 
 
 # ---------------------------------------------------------------- comparison
-
-def run_program(valkey, target, commands, protocol):
-    ca = harness.prepare_connection(valkey, protocol)
-    cb = harness.prepare_connection(target, protocol)
-    transcript = []
-    try:
-        for args in commands:
-            ra = harness.run_command(ca, args)
-            rb = harness.run_command(cb, args)
-            transcript.append((args, ra, rb))
-            if ra != rb:
-                lines = [f"RESP{protocol}: reply differs at step {len(transcript)}:"]
-                for i, (a, x, y) in enumerate(transcript, 1):
-                    lines.append(f"  {i:2}. {_show(a)[:300]}")
-                    lines.append(f"        valkey: {harness.format_bytes(x, 300)}")
-                    if x != y:
-                        lines.append(f"        target: {harness.format_bytes(y, 300)}")
-                raise AssertionError("\n".join(lines))
-    finally:
-        ca.close()
-        cb.close()
 
 
 @PROFILE

@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from . import harness
-from .test_generated import _show
+from . import test_generated as generated
 
 pytestmark = pytest.mark.compat
 
@@ -236,26 +236,7 @@ program = st.lists(step, min_size=1, max_size=30).map(lambda steps: [c for s in 
 
 
 def run_program(valkey, target, commands, protocol):
-    ca = harness.prepare_connection(valkey, protocol)
-    cb = harness.prepare_connection(target, protocol)
-    transcript = []
-    try:
-        for args in PROLOGUE + commands:
-            ra = harness.run_command(ca, args)
-            rb = harness.run_command(cb, args)
-            transcript.append((args, ra, rb))
-            if ra != rb:
-                lines = [f"RESP{protocol}: replies differ; program so far:"]
-                for a, x, y in transcript[-25:]:
-                    mark = ">>" if x != y else "  "
-                    lines.append(f"  {mark} {_show(a)}")
-                    lines.append(f"        valkey: {harness.format_bytes(x, 300)}")
-                    if x != y:
-                        lines.append(f"        target: {harness.format_bytes(y, 300)}")
-                pytest.fail("\n".join(lines), pytrace=False)
-    finally:
-        ca.close()
-        cb.close()
+    generated.run_program(valkey, target, PROLOGUE + commands, protocol)
 
 
 @PROFILE
