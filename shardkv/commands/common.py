@@ -213,3 +213,27 @@ def mpop_arguments(argv, numkeys_idx, parse_where):
         else:
             raise ReplyError(errors.SYNTAX)
     return argv[numkeys_idx + 1:where_idx], where, count
+
+
+def numkeys_getkeys(numkeys_idx, store_idx=0):
+    """The keys of a command with a numkeys argument as Valkey finds them:
+    by the key specs when numkeys reads as an integer, else by the command's
+    own key finder (atoi of numkeys; the destination last)."""
+    first = numkeys_idx + 1
+
+    def getkeys(argv):
+        argc = len(argv)
+        if numkeys_idx >= argc:
+            return []
+        n = parse_int(argv[numkeys_idx])
+        if n is not None and n >= 0:
+            last = first + (((n + 2**31) % 2**32) - 2**31) - 1
+            if first <= last < argc:
+                keys = list(range(first, last + 1))
+                return ([store_idx] + keys) if store_idx else keys
+        n = c_atoi(argv[numkeys_idx])
+        if n < 1 or n > argc - first:
+            return []
+        keys = list(range(first, first + n))
+        return (keys + [store_idx]) if store_idx else keys
+    return getkeys

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from shardkv import errors
 from shardkv.commands.common import (
-    NULL_ARRAY, OK, c_atoi, mpop_arguments, format_int, int_arg, notify, parse_int, parse_timeout, typed_lookup,
+    NULL_ARRAY, OK, mpop_arguments, numkeys_getkeys, format_int, int_arg, notify, parse_int, parse_timeout, typed_lookup,
 )
 from shardkv.commands.table import command
 from shardkv.errors import ReplyError
@@ -411,27 +411,6 @@ def _pop_first(c, keys, head, count):
     return None
 
 
-def _mpop_getkeys(numkeys_idx):
-    """The keys of LMPOP/BLMPOP as Valkey finds them: the numkeys key spec,
-    else (for a numkeys only atoi can read) the command's own key finder."""
-    first = numkeys_idx + 1
-
-    def getkeys(argv):
-        argc = len(argv)
-        if numkeys_idx >= argc:
-            return []
-        n = parse_int(argv[numkeys_idx])
-        if n is not None and n >= 0:
-            last = first + (((n + 2**31) % 2**32) - 2**31) - 1
-            if first <= last < argc:
-                return list(range(first, last + 1))
-        n = c_atoi(argv[numkeys_idx])
-        if n < 1 or n > argc - first:
-            return []
-        return list(range(first, first + n))
-    return getkeys
-
-
 def _mpop_arguments(argv, numkeys_idx):
     """numkeys, keys, LEFT|RIGHT and COUNT of LMPOP/BLMPOP."""
     keys, head, count = mpop_arguments(argv, numkeys_idx, _side)
@@ -440,7 +419,7 @@ def _mpop_arguments(argv, numkeys_idx):
 
 @command("lmpop", -4, flags="write movablekeys", acl="write list slow",
          specs=["RW access delete: index 1, keynum 0 1 1"], group=LIST, since="7.0.0",
-         getkeys=_mpop_getkeys(1),
+         getkeys=numkeys_getkeys(1),
          complexity="O(N+M) where N is the number of provided keys and M is the number of elements returned.",
          summary="Pops elements from the first non-empty list among several keys.")
 def lmpop(c, argv):
@@ -504,7 +483,7 @@ def brpop(c, argv):
 
 @command("blmpop", -5, flags="write blocking movablekeys", acl="write list slow blocking",
          specs=["RW access delete: index 2, keynum 0 1 1"], group=LIST, since="7.0.0",
-         getkeys=_mpop_getkeys(2),
+         getkeys=numkeys_getkeys(2),
          complexity="O(N+M) where N is the number of provided keys and M is the number of elements returned.",
          summary="Pops elements from the first non-empty list among keys, waiting for one if all are empty.")
 def blmpop(c, argv):

@@ -24,7 +24,7 @@ import re
 
 from shardkv import errors
 from shardkv.commands.common import (
-    LLONG_MAX, NULL_ARRAY, c_atoi, mpop_arguments, format_double, format_int, int_arg, notify, parse_int, parse_timeout,
+    LLONG_MAX, NULL_ARRAY, mpop_arguments, numkeys_getkeys, format_double, format_int, int_arg, notify, parse_int, parse_timeout,
     typed_lookup,
 )
 from shardkv.commands.table import command
@@ -757,30 +757,6 @@ def _pop_first(c, keys, highest, count, with_key_nested):
     return None
 
 
-def _numkeys_getkeys(numkeys_idx, store_idx=0):
-    """The keys of a command with a numkeys argument as Valkey finds them:
-    by the key specs when numkeys reads as an integer, else by the command's
-    own key finder (atoi of numkeys; the destination last)."""
-    first = numkeys_idx + 1
-
-    def getkeys(argv):
-        argc = len(argv)
-        if numkeys_idx >= argc:
-            return []
-        n = parse_int(argv[numkeys_idx])
-        if n is not None and n >= 0:
-            last = first + (((n + 2**31) % 2**32) - 2**31) - 1
-            if first <= last < argc:
-                keys = list(range(first, last + 1))
-                return ([store_idx] + keys) if store_idx else keys
-        n = c_atoi(argv[numkeys_idx])
-        if n < 1 or n > argc - first:
-            return []
-        keys = list(range(first, first + n))
-        return (keys + [store_idx]) if store_idx else keys
-    return getkeys
-
-
 def _min_max(word):
     """MIN (False) or MAX (True: the highest scores first)."""
     word = word.lower()
@@ -801,7 +777,7 @@ MPOP_COMPLEXITY = ("O(K) + O(M*log(N)) where K is the number of provided keys, N
 
 @command("zmpop", -4, flags="write movablekeys", acl="write sortedset slow",
          specs=["RW access delete: index 1, keynum 0 1 1"], group=GROUP, since="7.0.0",
-         getkeys=_numkeys_getkeys(1), complexity=MPOP_COMPLEXITY,
+         getkeys=numkeys_getkeys(1), complexity=MPOP_COMPLEXITY,
          summary="Pops members with the lowest or highest scores from the first non-empty sorted set among keys.")
 def zmpop(c, argv):
     keys, highest, count = _mpop_arguments(argv, 1)
@@ -863,7 +839,7 @@ def bzpopmax(c, argv):
 
 @command("bzmpop", -5, flags="write blocking movablekeys", acl="write sortedset slow blocking",
          specs=["RW access delete: index 2, keynum 0 1 1"], group=GROUP, since="7.0.0",
-         getkeys=_numkeys_getkeys(2), complexity=MPOP_COMPLEXITY,
+         getkeys=numkeys_getkeys(2), complexity=MPOP_COMPLEXITY,
          summary="Pops members with the lowest or highest scores from the first non-empty sorted set "
                  "among keys, waiting for one if all are empty.")
 def bzmpop(c, argv):
@@ -1012,28 +988,28 @@ STORE_SPECS = ["OW update: index 1, range 0 1 0", "RO access: index 2, keynum 0 
 
 
 @command("zunion", -3, flags="readonly movablekeys", acl="read sortedset slow", specs=OP_SPECS,
-         getkeys=_numkeys_getkeys(1), group=GROUP, since="6.2.0", complexity=UNION_COMPLEXITY,
+         getkeys=numkeys_getkeys(1), group=GROUP, since="6.2.0", complexity=UNION_COMPLEXITY,
          summary="Returns the union of sorted sets (and sets), scores combined.")
 def zunion(c, argv):
     return _zsetop(c, argv, 1, UNION, False)
 
 
 @command("zinter", -3, flags="readonly movablekeys", acl="read sortedset slow", specs=OP_SPECS,
-         getkeys=_numkeys_getkeys(1), group=GROUP, since="6.2.0", complexity=INTER_COMPLEXITY,
+         getkeys=numkeys_getkeys(1), group=GROUP, since="6.2.0", complexity=INTER_COMPLEXITY,
          summary="Returns the intersection of sorted sets (and sets), scores combined.")
 def zinter(c, argv):
     return _zsetop(c, argv, 1, INTER, False)
 
 
 @command("zdiff", -3, flags="readonly movablekeys", acl="read sortedset slow", specs=OP_SPECS,
-         getkeys=_numkeys_getkeys(1), group=GROUP, since="6.2.0", complexity=DIFF_COMPLEXITY,
+         getkeys=numkeys_getkeys(1), group=GROUP, since="6.2.0", complexity=DIFF_COMPLEXITY,
          summary="Returns the members of the first sorted set found in none of the others.")
 def zdiff(c, argv):
     return _zsetop(c, argv, 1, DIFF, False)
 
 
 @command("zintercard", -3, flags="readonly movablekeys", acl="read sortedset slow", specs=OP_SPECS,
-         getkeys=_numkeys_getkeys(1), group=GROUP, since="7.0.0",
+         getkeys=numkeys_getkeys(1), group=GROUP, since="7.0.0",
          complexity=("O(N*K) worst case with N being the smallest input sorted set, K being the "
                      "number of input sorted sets."),
          summary="Counts the members common to sorted sets (and sets), optionally up to a limit.")
@@ -1042,7 +1018,7 @@ def zintercard(c, argv):
 
 
 @command("zunionstore", -4, flags="write denyoom movablekeys", acl="write sortedset slow",
-         keys=(1, 1, 1), specs=STORE_SPECS, getkeys=_numkeys_getkeys(2, 1), group=GROUP,
+         keys=(1, 1, 1), specs=STORE_SPECS, getkeys=numkeys_getkeys(2, 1), group=GROUP,
          since="2.0.0",
          complexity=("O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, "
                      "and M being the number of elements in the resulting sorted set."),
@@ -1052,7 +1028,7 @@ def zunionstore(c, argv):
 
 
 @command("zinterstore", -4, flags="write denyoom movablekeys", acl="write sortedset slow",
-         keys=(1, 1, 1), specs=STORE_SPECS, getkeys=_numkeys_getkeys(2, 1), group=GROUP,
+         keys=(1, 1, 1), specs=STORE_SPECS, getkeys=numkeys_getkeys(2, 1), group=GROUP,
          since="2.0.0", complexity=INTER_COMPLEXITY,
          summary="Stores the intersection of sorted sets (and sets) in a key.")
 def zinterstore(c, argv):
@@ -1060,7 +1036,7 @@ def zinterstore(c, argv):
 
 
 @command("zdiffstore", -4, flags="write denyoom movablekeys", acl="write sortedset slow",
-         keys=(1, 1, 1), specs=STORE_SPECS, getkeys=_numkeys_getkeys(2, 1), group=GROUP,
+         keys=(1, 1, 1), specs=STORE_SPECS, getkeys=numkeys_getkeys(2, 1), group=GROUP,
          since="6.2.0", complexity=DIFF_COMPLEXITY,
          summary="Stores the members of the first sorted set found in none of the others in a key.")
 def zdiffstore(c, argv):
