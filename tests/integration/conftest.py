@@ -8,6 +8,9 @@ processes on free ports of 127.0.0.1.
 * ``shardkv_port``   - that server's port.
 * ``start_shardkv``  - a factory for tests that need their own server (config
   files, signals); every process it starts is stopped at teardown.
+* ``r``, ``raw``     - a flushed redis-py client of that server, and a factory
+  of ``Raw`` connections (send a command, read its raw reply later: blocked
+  commands); ``wait_blocked`` waits for the server's blocked-client count.
 
 Every test module here sets ``pytestmark = pytest.mark.integration``; the
 collection hook below marks anything else under this directory too.
@@ -20,6 +23,7 @@ assert what Redis does (the shardkv-specific CLI tests do not use it).
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -29,6 +33,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -241,3 +246,103 @@ def start_shardkv():
     yield start
     for srv in started:
         srv.cleanup()
+
+
+# ---------------------------------------------------------------- blocking commands
+
+class Raw:
+    """One connection that sends commands and reads raw RESP replies, so a
+    test can leave a command blocked and look at its reply later."""
+
+    def __init__(self, port, proto=2):
+        self.sock = socket.create_connection((HOST, port), timeout=10)
+        self.buf = b""
+        if proto == 3:
+            self.call("HELLO", "3")
+
+    def send(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+
+    def call(self, *args):
+        self.send(*args)
+        return self.reply()
+
+    def pending(self, wait=0.0):
+        """True if reply bytes are waiting (after up to `wait` seconds)."""
+        if self.buf:
+            return True
+        r, _, _ = select.select([self.sock], [], [], wait)
+        return bool(r)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line + b"\r\n"
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def reply(self):
+        line = self._line()
+        kind = line[:1]
+        if kind in b"$=!":
+            n = int(line[1:-2])
+            return line if n < 0 else line + self._exact(n + 2)
+        if kind in b"*%~>":
+            n = int(line[1:-2])
+            if n < 0:
+                return line
+            n *= 2 if kind == b"%" else 1
+            return line + b"".join(self.reply() for _ in range(n))
+        return line
+
+    def close(self):
+        self.sock.close()
+
+
+def wait_blocked(r, n, timeout=5.0):
+    """Waits until the server counts n blocked clients."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if r.info("clients")["blocked_clients"] == n:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"blocked_clients never became {n}: {r.info('clients')['blocked_clients']}")
+
+
+@pytest.fixture
+def r(shardkv_port):
+    """A redis-py client of the module's server, after a FLUSHALL (modules
+    that need another kind of client define their own `r`)."""
+    client = redis.Redis(host=HOST, port=shardkv_port)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def raw(shardkv_port):
+    """raw(proto=2) -> a Raw connection to the module's server; all closed at teardown."""
+    opened = []
+
+    def make(proto=2):
+        c = Raw(shardkv_port, proto)
+        opened.append(c)
+        return c
+    yield make
+    for c in opened:
+        c.close()

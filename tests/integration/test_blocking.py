@@ -5,14 +5,12 @@ valkey-server too (INTEGRATION_TARGET=valkey), except the router test."""
 
 from __future__ import annotations
 
-import select
-import socket
 import time
 
 import pytest
 import redis
 
-from tests.integration.conftest import HOST
+from tests.integration.conftest import Raw, wait_blocked
 from tests.integration.test_sharded import Deployment, owner
 
 pytestmark = pytest.mark.integration
@@ -20,103 +18,8 @@ pytestmark = pytest.mark.integration
 NULL_ARRAY = b"*-1\r\n"
 
 
-class Raw:
-    """One connection that sends commands and reads raw RESP replies, so a
-    test can leave a command blocked and look at its reply later."""
-
-    def __init__(self, port, proto=2):
-        self.sock = socket.create_connection((HOST, port), timeout=10)
-        self.buf = b""
-        if proto == 3:
-            self.call("HELLO", "3")
-
-    def send(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
-
-    def call(self, *args):
-        self.send(*args)
-        return self.reply()
-
-    def pending(self, wait=0.0):
-        """True if reply bytes are waiting (after up to `wait` seconds)."""
-        if self.buf:
-            return True
-        r, _, _ = select.select([self.sock], [], [], wait)
-        return bool(r)
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line + b"\r\n"
-
-    def _exact(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
-    def reply(self):
-        line = self._line()
-        kind = line[:1]
-        if kind in b"$=!":
-            n = int(line[1:-2])
-            return line if n < 0 else line + self._exact(n + 2)
-        if kind in b"*%~>":
-            n = int(line[1:-2])
-            if n < 0:
-                return line
-            n *= 2 if kind == b"%" else 1
-            return line + b"".join(self.reply() for _ in range(n))
-        return line
-
-    def close(self):
-        self.sock.close()
-
-
 def bulk_pair(key, value):
     return b"*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value)
-
-
-def wait_blocked(r, n, timeout=5.0):
-    """Waits until the server counts n blocked clients."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if r.info("clients")["blocked_clients"] == n:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"blocked_clients never became {n}: {r.info('clients')['blocked_clients']}")
-
-
-@pytest.fixture
-def r(shardkv_port):
-    client = redis.Redis(host=HOST, port=shardkv_port)
-    client.flushall()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def raw(shardkv_port):
-    opened = []
-
-    def make(proto=2):
-        c = Raw(shardkv_port, proto)
-        opened.append(c)
-        return c
-    yield make
-    for c in opened:
-        c.close()
 
 
 def test_waiters_are_served_in_arrival_order(r, raw):

@@ -12,8 +12,8 @@ import time
 import pytest
 import redis
 
-from tests.integration.conftest import HOST
-from tests.integration.test_blocking import NULL_ARRAY, Raw, wait_blocked
+from tests.integration.conftest import Raw, wait_blocked
+from tests.integration.test_blocking import NULL_ARRAY
 from tests.integration.test_sharded import Deployment, owner
 
 pytestmark = pytest.mark.integration
@@ -37,27 +37,6 @@ def read_reply(*streams):
     for key, items in streams:
         out += b"*2\r\n" + bulk(key) + entries(*items)
     return out
-
-
-@pytest.fixture
-def r(shardkv_port):
-    client = redis.Redis(host=HOST, port=shardkv_port)
-    client.flushall()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def raw(shardkv_port):
-    opened = []
-
-    def make(proto=2):
-        c = Raw(shardkv_port, proto)
-        opened.append(c)
-        return c
-    yield make
-    for c in opened:
-        c.close()
 
 
 def test_xread_waiters_all_get_the_new_entry(r, raw):

@@ -8,10 +8,9 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 
-from tests.integration.conftest import HOST
-from tests.integration.test_blocking import NULL_ARRAY, Raw, wait_blocked
+from tests.integration.conftest import wait_blocked
+from tests.integration.test_blocking import NULL_ARRAY
 
 pytestmark = pytest.mark.integration
 
@@ -19,27 +18,6 @@ pytestmark = pytest.mark.integration
 def triple(key, member, score):
     return b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
         len(key), key, len(member), member, len(score), score)
-
-
-@pytest.fixture
-def r(shardkv_port):
-    client = redis.Redis(host=HOST, port=shardkv_port)
-    client.flushall()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def raw(shardkv_port):
-    opened = []
-
-    def make(proto=2):
-        c = Raw(shardkv_port, proto)
-        opened.append(c)
-        return c
-    yield make
-    for c in opened:
-        c.close()
 
 
 def test_waiters_are_served_in_arrival_order(r, raw):
