@@ -40,3 +40,30 @@ def feed(server):
     chunks = []
     server.add_feed_consumer(chunks.append)
     return chunks
+
+
+# ---------------------------------------------------------------- helpers
+
+def cmds(*argvs):
+    """Commands as one RESP request stream (arguments: bytes, or anything str() encodes)."""
+    return b"".join(_native.py_encode_command([a if isinstance(a, bytes) else str(a).encode() for a in argv])
+                    for argv in argvs)
+
+
+def settle(server):
+    """What the loop does before it sleeps: serve clients whose keys are ready."""
+    server._before_sleep()
+
+
+def blocked(session):
+    return session.client.flag(_native.CLIENT_FLAGS["BLOCKED"])
+
+
+def registered(session):
+    """Makes a socketless session findable by CLIENT UNBLOCK."""
+    session.server.clients[session.client.id] = session.client
+    return session
+
+
+def value(server, key, db=0):
+    return server.peek(server.dbs[db], key)

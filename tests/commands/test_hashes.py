@@ -8,14 +8,9 @@ import pytest
 from shardkv.commands import hashes
 from shardkv.native import _native
 from shardkv.types.hash import Hash
-from tests.commands.conftest import Session
+from tests.commands.conftest import Session, cmds
 
 enc = _native.py_encode_command
-
-
-def cmds(*argvs):
-    return b"".join(enc([a if isinstance(a, bytes) else str(a).encode() for a in argv])
-                    for argv in argvs)
 
 
 def fed(feed):

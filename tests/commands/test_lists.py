@@ -9,33 +9,10 @@ import pytest
 
 from shardkv.native import _native
 from shardkv.types.list import LP_EMPTY_BYTES, ListValue, entry_size
-from tests.commands.conftest import Session
+from tests.commands.conftest import Session, cmds, settle, blocked, registered, value
 
 enc = _native.py_encode_command
 BLOCKED = _native.CLIENT_FLAGS["BLOCKED"]
-
-
-def cmds(*argvs):
-    return b"".join(enc([a if isinstance(a, bytes) else a.encode() for a in argv]) for argv in argvs)
-
-
-def settle(server):
-    """What the loop does before it sleeps: serve clients whose keys are ready."""
-    server._before_sleep()
-
-
-def blocked(session):
-    return session.client.flag(BLOCKED)
-
-
-def registered(session):
-    """Makes a socketless session findable by CLIENT UNBLOCK."""
-    session.server.clients[session.client.id] = session.client
-    return session
-
-
-def value(server, key, db=0):
-    return server.peek(server.dbs[db], key)
 
 
 # ---------------------------------------------------------------- the value

@@ -2,12 +2,9 @@
 are propagated once, in deterministic form; reads are not propagated."""
 
 from shardkv.native import _native
+from tests.commands.conftest import cmds
 
 enc = _native.py_encode_command
-
-
-def cmds(*argvs):
-    return b"".join(enc([a if isinstance(a, bytes) else a.encode() for a in argv]) for argv in argvs)
 
 
 def test_reads_are_not_propagated(session, feed):

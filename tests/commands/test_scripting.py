@@ -1,12 +1,6 @@
 """Scripting in process: effects propagation, the sandbox, conversions."""
 
-from shardkv.native import _native
-
-enc = _native.py_encode_command
-
-
-def cmds(*argvs):
-    return b"".join(enc([a if isinstance(a, bytes) else a.encode() for a in argv]) for argv in argvs)
+from tests.commands.conftest import cmds
 
 
 def test_script_writes_propagate_as_commands_in_multi_exec(session, feed):

@@ -9,7 +9,7 @@ import pytest
 
 from shardkv.native import _native
 from shardkv.types.set import HASHTABLE, INTSET, LISTPACK, SetValue
-from tests.commands.conftest import Session
+from tests.commands.conftest import Session, cmds
 
 LIMITS = (512, 128, 64)
 enc = _native.py_encode_command
@@ -60,10 +60,6 @@ def members(session, key):
 
 def words(prefix, n):
     return [f"{prefix}{i}".encode() for i in range(n)]
-
-
-def cmds(*argvs):
-    return b"".join(enc([a if isinstance(a, bytes) else a.encode() for a in argv]) for argv in argvs)
 
 
 @pytest.fixture

@@ -13,14 +13,10 @@ from shardkv.native import _native
 from shardkv.server import Server
 from shardkv.types.stream import StreamValue, lp_int_size, lp_str_size, pack
 
-from .conftest import Session
+from .conftest import Session, cmds
 
 enc = _native.py_encode_command
 MASTER = _native.CLIENT_FLAGS["MASTER"]
-
-
-def cmds(*argvs):
-    return b"".join(enc([a if isinstance(a, bytes) else a.encode() for a in argv]) for argv in argvs)
 
 
 def parse_commands(data):

@@ -13,31 +13,10 @@ import pytest
 from shardkv.commands import zsets
 from shardkv.native import _native
 from shardkv.types.zset import LISTPACK, SKIPLIST, ZSetValue
-from tests.commands.conftest import Session
+from tests.commands.conftest import Session, cmds, settle, blocked, registered, value
 
 enc = _native.py_encode_command
 BLOCKED = _native.CLIENT_FLAGS["BLOCKED"]
-
-
-def cmds(*argvs):
-    return b"".join(enc([a if isinstance(a, bytes) else a.encode() for a in argv]) for argv in argvs)
-
-
-def settle(server):
-    server._before_sleep()
-
-
-def blocked(session):
-    return session.client.flag(BLOCKED)
-
-
-def registered(session):
-    session.server.clients[session.client.id] = session.client
-    return session
-
-
-def value(server, key, db=0):
-    return server.peek(server.dbs[db], key)
 
 
 # ---------------------------------------------------------------- the value
