@@ -16,6 +16,7 @@ from shardkv.native import _native
 
 BLOCKED = _native.CLIENT_FLAGS["BLOCKED"]
 ReplyError = _native.ReplyError
+NULL_ARRAY = _native.NULL_ARRAY
 
 
 class Waiter:
@@ -168,3 +169,33 @@ class Blocker:
 
     def blocked_keys(self):
         return len(self.waiting)
+
+
+def pop_or_block(c, keys, timeout_ms, value_type, pop_first):
+    """The blocking pops (BLPOP BRPOP BLMPOP BZPOPMIN BZPOPMAX BZMPOP): pops
+    now if a key holds something, else blocks until one of them does (a
+    null array inside MULTI/EXEC or a script, or at the timeout).
+    pop_first() -> (reply, argv to propagate), or None when nothing is there
+    (it may raise WRONGTYPE for an earlier key)."""
+    r = pop_first()
+    if r is not None:
+        c.rewrite = [r[1]]
+        return r[0]
+    if c.flag(_native.CLIENT_FLAGS["EXECUTING"]):
+        return NULL_ARRAY
+    s = c.server
+
+    def on_ready(key):
+        if type(s.peek(c.db, key)) is not value_type:
+            return False
+        r = pop_first()
+        if r is None:
+            return False
+        c.out.add(r[0])
+        s.propagate(c.db.id, r[1])
+        return True
+
+    def on_timeout():
+        c.out.add(NULL_ARRAY)
+
+    return s.blocking.block(c, keys, timeout_ms, on_ready, on_timeout)

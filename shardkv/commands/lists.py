@@ -15,6 +15,7 @@ from __future__ import annotations
 
 
 from shardkv import errors
+from shardkv.blocking import pop_or_block
 from shardkv.commands.common import (
     NULL_ARRAY, OK, mpop_arguments, numkeys_getkeys, format_int, int_arg, notify, parse_int, parse_timeout, typed_lookup,
 )
@@ -434,30 +435,9 @@ def lmpop(c, argv):
 # ---------------------------------------------------------------- blocking
 
 def _blocking_pop(c, keys, head, count, timeout_ms):
-    """BLPOP/BRPOP/BLMPOP: pops now if a key has elements, else blocks until
-    one does (count None: one element, [key, element]; else [key, [...]])."""
-    r = _pop_first(c, keys, head, count)
-    if r is not None:
-        c.rewrite = [r[1]]
-        return r[0]
-    if c.flag(EXECUTING):
-        return NULL_ARRAY
-    s = c.server
-
-    def on_ready(key):
-        if type(s.peek(c.db, key)) is not ListValue:
-            return False
-        r = _pop_first(c, keys, head, count)   # may fail: WRONGTYPE on an earlier key
-        if r is None:
-            return False
-        c.out.add(r[0])
-        s.propagate(c.db.id, r[1])
-        return True
-
-    def on_timeout():
-        c.out.add(NULL_ARRAY)
-
-    return s.blocking.block(c, keys, timeout_ms, on_ready, on_timeout)
+    """BLPOP/BRPOP/BLMPOP (count None: one element, [key, element]; else
+    [key, [...]])."""
+    return pop_or_block(c, keys, timeout_ms, ListValue, lambda: _pop_first(c, keys, head, count))
 
 
 BLOCKING_POP_COMPLEXITY = "O(N) where N is the number of provided keys."

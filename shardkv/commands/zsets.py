@@ -23,6 +23,7 @@ import math
 import re
 
 from shardkv import errors
+from shardkv.blocking import pop_or_block
 from shardkv.commands.common import (
     LLONG_MAX, NULL_ARRAY, mpop_arguments, numkeys_getkeys, format_double, format_int, int_arg, notify, parse_int, parse_timeout,
     typed_lookup,
@@ -791,30 +792,8 @@ def zmpop(c, argv):
 # ---------------------------------------------------------------- blocking pops
 
 def _blocking_pop(c, keys, highest, count, nested, timeout_ms):
-    """BZPOPMIN/BZPOPMAX/BZMPOP: pops now if a key has members, else blocks
-    until one does (or answers a null array inside MULTI/EXEC or a script)."""
-    r = _pop_first(c, keys, highest, count, nested)
-    if r is not None:
-        c.rewrite = [r[1]]
-        return r[0]
-    if c.flag(EXECUTING):
-        return NULL_ARRAY
-    s = c.server
-
-    def on_ready(key):
-        if type(s.peek(c.db, key)) is not ZSetValue:
-            return False
-        r = _pop_first(c, keys, highest, count, nested)   # may fail: WRONGTYPE on an earlier key
-        if r is None:
-            return False
-        c.out.add(r[0])
-        s.propagate(c.db.id, r[1])
-        return True
-
-    def on_timeout():
-        c.out.add(NULL_ARRAY)
-
-    return s.blocking.block(c, keys, timeout_ms, on_ready, on_timeout)
+    """BZPOPMIN/BZPOPMAX/BZMPOP."""
+    return pop_or_block(c, keys, timeout_ms, ZSetValue, lambda: _pop_first(c, keys, highest, count, nested))
 
 
 @command("bzpopmin", -3, flags="write blocking fast", acl="write sortedset fast blocking",
